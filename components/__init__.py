@@ -1,0 +1,1 @@
+"""One component per runbook step, plus the stack settings they share."""

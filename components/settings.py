@@ -1,0 +1,395 @@
+"""Stack settings: read once, validated as a whole before any resource is registered.
+
+Pure: `parse_settings` takes plain values (what `pulumi.Config` holds) and either returns
+typed settings or raises `SettingsError` listing every problem, each naming the key and
+what is allowed. Secrets are not read here: they stay Pulumi secret Outputs.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+PROJECT = "nexus-cutover"
+
+# Values the runbook does not state are written as "<FILL: what to put here>" in
+# Pulumi.prod.yaml; a preview with one left over must stop and name the key.
+PLACEHOLDER = re.compile(r"^\s*<FILL\b", re.IGNORECASE)
+
+STAGES = {
+    1: "repos: Nexus docker repos, security and the Step 1 check",
+    2: "exposure: NodePort 30083 -> docker-group 8083",
+    3: "nodes: registries.yaml of every node on the Nexus mirror",
+    4: "buildcache: topology repointed to docker-internal",
+    5: "retired: legacy cache CT113 retirement guard",
+}
+
+ROLES_TO_UNITS = {"server": "k3s", "agent": "k3s-agent"}
+TARGETS = ("legacy", "nexus")
+HOST_KEY_TYPES = (
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "ssh-rsa",
+)
+NODE_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+
+DEFAULT_LEGACY_ENDPOINTS = {
+    "docker.io": "http://10.10.10.150:5000",
+    "ghcr.io": "http://10.10.10.150:5002",
+}
+
+
+class SettingsError(ValueError):
+    """Every problem found in the stack settings, one line each."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"the stack settings have {len(problems)} problem(s); nothing was applied:\n{lines}"
+        )
+
+
+@dataclass(frozen=True)
+class NodeTimeouts:
+    """Seconds allowed for each remote step on a node."""
+
+    connect: float = 10.0
+    command: float = 30.0
+    restart: float = 120.0
+    pull: float = 120.0
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    vmid: int
+    host: str
+    port: int
+    user: str
+    host_key: str
+    role: str
+    target: str
+    registries_path: str = "/etc/rancher/k3s/registries.yaml"
+    timeouts: NodeTimeouts = field(default_factory=NodeTimeouts)
+
+    @property
+    def unit(self) -> str:
+        return ROLES_TO_UNITS[self.role]
+
+
+@dataclass(frozen=True)
+class Mirror:
+    nexus_endpoint: str = "http://127.0.0.1:30083"
+    pull_user: str = "shim-puller"
+    legacy_endpoints: Mapping[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_LEGACY_ENDPOINTS)
+    )
+    verify_image: str = "docker.io/library/busybox:latest"
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: int
+    nexus_url: str
+    nexus_admin_user: str
+    nexus_ca_bundle: str
+    accept_nexus_eula: bool
+    http_timeout: float
+    docker_group_url: str
+    nodes: tuple[Node, ...]
+    mirror: Mirror
+    max_node_changes_per_up: int
+
+
+class _Problems:
+    """Collects problems so the operator sees all of them in one preview."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def add(self, key: str, problem: str) -> None:
+        self.items.append(f"{PROJECT}:{key}: {problem}")
+
+
+def find_placeholders(value: Any, key: str) -> list[str]:
+    """Keys (with list indices) whose value is still a <FILL: ...> placeholder."""
+    if isinstance(value, str):
+        return [key] if PLACEHOLDER.match(value) else []
+    if isinstance(value, Mapping):
+        return [p for k, v in value.items() for p in find_placeholders(v, f"{key}.{k}")]
+    if isinstance(value, list):
+        return [p for i, v in enumerate(value) for p in find_placeholders(v, f"{key}[{i}]")]
+    return []
+
+
+def url_problem(url: Any, *, allow_path: bool) -> str | None:
+    """Why `url` is not an absolute http(s) URL (None when it is)."""
+    if not isinstance(url, str) or not url.strip():
+        return "must be a non-empty http:// or https:// URL"
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return f"{url!r} must start with http:// or https://"
+    if not parts.hostname:
+        return f"{url!r} has no host"
+    try:
+        parts.port  # noqa: B018 - raises on a port outside 0-65535 or not a number
+    except ValueError:
+        return f"{url!r} has an invalid port (allowed: 1-65535)"
+    if not allow_path and parts.path not in ("", "/"):
+        return f"{url!r} must be scheme://host:port without a path (k3s keys endpoints by host)"
+    if parts.query or parts.fragment:
+        return f"{url!r} must not carry a query or fragment"
+    return None
+
+
+def host_key_problem(key: Any) -> str | None:
+    """Why `key` is not an OpenSSH public key line "TYPE BASE64" (None when it is)."""
+    if not isinstance(key, str) or len(key.split()) < 2:
+        return 'must be the node\'s SSH host public key, "ssh-ed25519 AAAA..." (ssh-keyscan)'
+    kind, blob = key.split()[:2]
+    if kind not in HOST_KEY_TYPES:
+        return f"key type {kind!r} is not one of {', '.join(HOST_KEY_TYPES)}"
+    try:
+        decoded = base64.b64decode(blob, validate=True)
+    except binascii.Error:
+        return "the key is not valid base64"
+    # The blob starts with its own type as an SSH string: a truncated paste fails here.
+    if len(decoded) < 4 + len(kind) or decoded[4 : 4 + len(kind)] != kind.encode():
+        return f"the key blob does not encode a {kind} key (truncated or mixed up?)"
+    return None
+
+
+def _positive_number(problems: _Problems, key: str, value: Any, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        problems.add(key, f"{value!r} must be a number of seconds greater than 0")
+        return default
+    return float(value)
+
+
+def _int_in_range(problems: _Problems, key: str, value: Any, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        problems.add(key, f"{value!r} is not allowed (allowed: a whole number {low}-{high})")
+        return low
+    return value
+
+
+def _text(problems: _Problems, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        problems.add(key, "must be a non-empty string")
+        return ""
+    return value
+
+
+def _parse_node(problems: _Problems, index: int, raw: Any) -> Node | None:
+    key = f"nodes[{index}]"
+    if not isinstance(raw, Mapping):
+        problems.add(key, "each node must be an object with name, id, host, hostKey, role, target")
+        return None
+    known = {"name", "id", "host", "port", "user", "hostKey", "role", "target"}
+    known |= {"registriesPath", "timeouts"}
+    for extra in sorted(set(raw) - known):
+        problems.add(f"{key}.{extra}", f"unknown key (allowed: {', '.join(sorted(known))})")
+    name = _text(problems, f"{key}.name", raw.get("name"))
+    if name and not NODE_NAME.match(name):
+        problems.add(f"{key}.name", f"{name!r} must be a lowercase host name (a-z, 0-9, -)")
+    role = raw.get("role")
+    if role not in ROLES_TO_UNITS:
+        problems.add(
+            f"{key}.role", f"{role!r} is not allowed (allowed: server -> k3s, agent -> k3s-agent)"
+        )
+    target = raw.get("target")
+    if target not in TARGETS:
+        problems.add(f"{key}.target", f"{target!r} is not allowed (allowed: legacy, nexus)")
+    if problem := host_key_problem(raw.get("hostKey")):
+        problems.add(f"{key}.hostKey", problem)
+    path = raw.get("registriesPath", Node.registries_path)
+    if not isinstance(path, str) or not path.startswith("/"):
+        problems.add(f"{key}.registriesPath", f"{path!r} must be an absolute path")
+    timeouts_raw = raw.get("timeouts") or {}
+    if not isinstance(timeouts_raw, Mapping):
+        problems.add(f"{key}.timeouts", "must be an object of seconds per step")
+        timeouts_raw = {}
+    defaults = NodeTimeouts()
+    for extra in sorted(set(timeouts_raw) - {"connect", "command", "restart", "pull"}):
+        problems.add(
+            f"{key}.timeouts.{extra}", "unknown step (allowed: connect, command, restart, pull)"
+        )
+    timeouts = NodeTimeouts(
+        **{
+            step: _positive_number(
+                problems, f"{key}.timeouts.{step}", timeouts_raw.get(step), getattr(defaults, step)
+            )
+            for step in ("connect", "command", "restart", "pull")
+        }
+    )
+    return Node(
+        name=name,
+        vmid=_int_in_range(problems, f"{key}.id", raw.get("id"), 1, 999_999_999),
+        host=_text(problems, f"{key}.host", raw.get("host")),
+        port=_int_in_range(problems, f"{key}.port", raw.get("port", 22), 1, 65535),
+        user=_text(problems, f"{key}.user", raw.get("user", "root")),
+        host_key=raw.get("hostKey") or "",
+        role=role if role in ROLES_TO_UNITS else "agent",
+        target=target if target in TARGETS else "legacy",
+        registries_path=path if isinstance(path, str) else Node.registries_path,
+        timeouts=timeouts,
+    )
+
+
+def _parse_nodes(problems: _Problems, raw: Any) -> tuple[Node, ...]:
+    if not isinstance(raw, list) or not raw:
+        problems.add("nodes", "must list the k3s nodes in cutover order (at least one)")
+        return ()
+    nodes = [n for i, r in enumerate(raw) if (n := _parse_node(problems, i, r)) is not None]
+    seen_names: dict[str, int] = {}
+    seen_addresses: dict[tuple[str, int], str] = {}
+    seen_ids: dict[int, str] = {}
+    for i, node in enumerate(nodes):
+        if node.name in seen_names:
+            problems.add(
+                f"nodes[{i}].name", f"{node.name!r} is already nodes[{seen_names[node.name]}]"
+            )
+        seen_names.setdefault(node.name, i)
+        address = (node.host, node.port)
+        if node.host and address in seen_addresses:
+            problems.add(
+                f"nodes[{i}].host",
+                f"{node.host}:{node.port} is already node {seen_addresses[address]!r}",
+            )
+        seen_addresses.setdefault(address, node.name)
+        if node.vmid in seen_ids:
+            problems.add(f"nodes[{i}].id", f"{node.vmid} is already node {seen_ids[node.vmid]!r}")
+        seen_ids.setdefault(node.vmid, node.name)
+    return tuple(nodes)
+
+
+def _parse_mirror(problems: _Problems, raw: Any) -> Mirror:
+    if raw is None:
+        return Mirror()
+    if not isinstance(raw, Mapping):
+        problems.add(
+            "mirror", "must be an object (nexusEndpoint, pullUser, legacyEndpoints, verifyImage)"
+        )
+        return Mirror()
+    known = {"nexusEndpoint", "pullUser", "legacyEndpoints", "verifyImage"}
+    for extra in sorted(set(raw) - known):
+        problems.add(f"mirror.{extra}", f"unknown key (allowed: {', '.join(sorted(known))})")
+    defaults = Mirror()
+    endpoint = raw.get("nexusEndpoint", defaults.nexus_endpoint)
+    if problem := url_problem(endpoint, allow_path=False):
+        problems.add("mirror.nexusEndpoint", problem)
+    legacy = raw.get("legacyEndpoints", defaults.legacy_endpoints)
+    if not isinstance(legacy, Mapping) or not legacy:
+        problems.add(
+            "mirror.legacyEndpoints", "must map each registry (docker.io, ghcr.io) to a URL"
+        )
+        legacy = defaults.legacy_endpoints
+    for registry, url in legacy.items():
+        if problem := url_problem(url, allow_path=False):
+            problems.add(f"mirror.legacyEndpoints.{registry}", problem)
+    image = raw.get("verifyImage", defaults.verify_image)
+    registry = image.split("/", 1)[0] if isinstance(image, str) else ""
+    if not isinstance(image, str) or registry not in legacy:
+        problems.add(
+            "mirror.verifyImage",
+            f"{image!r} must be a fully qualified reference on a mirrored registry "
+            f"({', '.join(sorted(legacy))}), e.g. docker.io/library/busybox:latest",
+        )
+    return Mirror(
+        nexus_endpoint=endpoint,
+        pull_user=_text(problems, "mirror.pullUser", raw.get("pullUser", defaults.pull_user)),
+        legacy_endpoints=dict(legacy),
+        verify_image=image if isinstance(image, str) else defaults.verify_image,
+    )
+
+
+def parse_settings(values: Mapping[str, Any]) -> Settings:
+    """Typed settings from the stack's plain config values (key without the project prefix)."""
+    problems = _Problems()
+    # Placeholders first and alone: the other checks would only repeat them less clearly.
+    for key in [k for name, value in values.items() for k in find_placeholders(value, name)]:
+        problems.add(key, "still a <FILL: ...> placeholder: put the real value in the stack file")
+    if problems.items:
+        raise SettingsError(problems.items)
+    stage = _int_in_range(problems, "stage", values.get("stage", 1), 1, 5)
+    nexus_url = values.get("nexusUrl")
+    if problem := url_problem(nexus_url, allow_path=True):
+        problems.add("nexusUrl", problem)
+    group_url = values.get("dockerGroupUrl")
+    if problem := url_problem(group_url, allow_path=False):
+        problems.add("dockerGroupUrl", problem)
+    max_changes = _int_in_range(
+        problems, "maxNodeChangesPerUp", values.get("maxNodeChangesPerUp", 1), 1, 1000
+    )
+    settings = Settings(
+        stage=stage,
+        nexus_url=nexus_url if isinstance(nexus_url, str) else "",
+        nexus_admin_user=_text(problems, "nexusAdminUser", values.get("nexusAdminUser", "admin")),
+        nexus_ca_bundle=values.get("nexusCaBundle") or "",
+        accept_nexus_eula=values.get("acceptNexusEula") is True,
+        http_timeout=_positive_number(
+            problems, "httpTimeoutSeconds", values.get("httpTimeoutSeconds"), 30.0
+        ),
+        docker_group_url=group_url if isinstance(group_url, str) else "",
+        nodes=_parse_nodes(problems, values.get("nodes")),
+        mirror=_parse_mirror(problems, values.get("mirror")),
+        max_node_changes_per_up=max_changes,
+    )
+    if problems.items:
+        raise SettingsError(problems.items)
+    return settings
+
+
+# Every key this program reads, with how pulumi.Config should decode it.
+CONFIG_KEYS = {
+    "stage": "int",
+    "nexusUrl": "str",
+    "nexusAdminUser": "str",
+    "nexusCaBundle": "str",
+    "acceptNexusEula": "bool",
+    "httpTimeoutSeconds": "int",
+    "dockerGroupUrl": "str",
+    "nodes": "object",
+    "mirror": "object",
+    "maxNodeChangesPerUp": "int",
+}
+SECRET_KEYS: tuple[str, ...] = ()
+
+
+def unknown_keys(config_keys: list[str]) -> list[str]:
+    """Problems for keys of this project that nothing reads (typos such as nexusURL)."""
+    allowed = set(CONFIG_KEYS) | set(SECRET_KEYS)
+    prefix = f"{PROJECT}:"
+    return [
+        f"{key}: unknown setting (allowed: {', '.join(sorted(allowed))})"
+        for key in sorted(config_keys)
+        if key.startswith(prefix) and key[len(prefix) :] not in allowed
+    ]
+
+
+def read_stack_settings() -> Settings:
+    """The running stack's settings. Raises SettingsError before anything is registered."""
+    import pulumi  # noqa: PLC0415 - keeps the pure part above importable without an engine
+    import pulumi.runtime.config as runtime_config  # noqa: PLC0415
+
+    if problems := unknown_keys(list(runtime_config.CONFIG.get())):
+        raise SettingsError(problems)
+    config = pulumi.Config(PROJECT)
+    readers = {
+        "int": config.get_int,
+        "str": config.get,
+        "bool": config.get_bool,
+        "object": config.get_object,
+    }
+    values = {key: readers[kind](key) for key, kind in CONFIG_KEYS.items()}
+    return parse_settings({k: v for k, v in values.items() if v is not None})

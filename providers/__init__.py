@@ -1,0 +1,1 @@
+"""One module per remote system the cutover changes, each a Pulumi dynamic provider."""

@@ -1,0 +1,110 @@
+"""Drives the real Pulumi engine (Automation API) offline, on a throw-away file backend."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from pulumi import automation as auto
+
+ROOT = Path(__file__).resolve().parents[2]
+TOOLS_BIN = ROOT / ".tools" / "bin"
+VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
+
+# pulumi-resource-command is not here: the Go module proxy serves no version of
+# github.com/pulumi/pulumi-command/provider (see README, "Toolchain").
+REQUIRED_BINARIES = (
+    "pulumi",
+    "pulumi-language-python",
+    "pulumi-language-python-exec",
+    "pulumi-resource-pulumi-python",
+    "pulumi-resource-kubernetes",
+)
+
+# A closed port on loopback: any HTTP(S) request the engine or a plugin makes to the
+# outside fails at once instead of hanging, and the operation errors loudly.
+NO_INTERNET_PROXY = "http://127.0.0.1:9"
+TEST_PASSPHRASE = "local-test-stack-only"
+
+
+def missing_binaries() -> list[str]:
+    return [b for b in REQUIRED_BINARIES if not os.access(TOOLS_BIN / b, os.X_OK)]
+
+
+def offline_env(state_dir: Path) -> dict[str, str]:
+    """Environment for the engine: pinned tools only, no network, local backend."""
+    home = state_dir / "pulumi-home"
+    home.mkdir(parents=True, exist_ok=True)
+    backend = state_dir / "backend"
+    backend.mkdir(parents=True, exist_ok=True)
+    system_path = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+    return {
+        "PATH": f"{TOOLS_BIN}:{VENV_PYTHON.parent}:{system_path}",
+        "HOME": str(state_dir),
+        "PULUMI_HOME": str(home),
+        "PULUMI_BACKEND_URL": f"file://{backend}",
+        "PULUMI_CONFIG_PASSPHRASE": TEST_PASSPHRASE,
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_PYTHON_CMD": str(VENV_PYTHON),
+        "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "false",
+        "HTTP_PROXY": NO_INTERNET_PROXY,
+        "HTTPS_PROXY": NO_INTERNET_PROXY,
+        "http_proxy": NO_INTERNET_PROXY,
+        "https_proxy": NO_INTERNET_PROXY,
+        "NO_PROXY": "127.0.0.0/8,localhost,::1",
+        "no_proxy": "127.0.0.0/8,localhost,::1",
+    }
+
+
+def isolated_pulumi(state_dir: Path) -> Path:
+    """A `pulumi` that runs in a network namespace of its own with only loopback up.
+
+    Nothing outside this machine can be reached from there: a network attempt by the
+    engine or any plugin fails immediately. Returns the root for auto.PulumiCommand.
+    """
+    wrapper_root = state_dir / "isolated"
+    (wrapper_root / "bin").mkdir(parents=True, exist_ok=True)
+    wrapper = wrapper_root / "bin" / "pulumi"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        'exec unshare --net -- sh -c \'ip link set lo up && exec "$0" "$@"\' '
+        f'{TOOLS_BIN}/pulumi "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    return wrapper_root
+
+
+def can_isolate_network() -> bool:
+    probe = subprocess.run(
+        ["unshare", "--net", "--", "sh", "-c", "ip link set lo up"],
+        capture_output=True,
+        check=False,
+        timeout=10,
+    )
+    return probe.returncode == 0
+
+
+@contextmanager
+def stack(
+    project_dir: Path,
+    name: str,
+    state_dir: Path,
+    *,
+    isolated: bool = False,
+    env: dict[str, str] | None = None,
+) -> Iterator[auto.Stack]:
+    """A new stack of the program in `project_dir`; removed with its backend afterwards."""
+    env_vars = {**offline_env(state_dir), **(env or {})}
+    command_root = isolated_pulumi(state_dir) if isolated else TOOLS_BIN.parent
+    command = auto.PulumiCommand(root=str(command_root))
+    ws = auto.LocalWorkspace(work_dir=str(project_dir), env_vars=env_vars, pulumi_command=command)
+    st = auto.Stack.create(name, ws)
+    try:
+        yield st
+    finally:
+        shutil.rmtree(state_dir / "backend", ignore_errors=True)
