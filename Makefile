@@ -16,7 +16,7 @@ export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION := true
 export PULUMI_PYTHON_CMD := $(VENV)/bin/python
 export PULUMI_BACKEND_URL ?= file://$(ROOT)/.state
 
-.PHONY: help setup venv toolchain test lint demo testbed-up testbed-down bench clean
+.PHONY: help setup system venv toolchain test lint demo testbed-up testbed-down bench clean
 
 help:
 	@echo "make setup         install the virtualenv and the pinned Pulumi toolchain (idempotent)"
@@ -26,7 +26,10 @@ help:
 	@echo "make testbed-down  stop the local homelab"
 	@echo "make bench         print benchmark figures as name: value lines"
 
-setup: venv toolchain
+setup: system venv toolchain
+
+system:
+	@bash tools/setup-system.sh
 
 venv: $(VENV)/.installed
 

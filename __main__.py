@@ -6,13 +6,24 @@ the previous stage's checks. Lowering `stage` and running `pulumi up` undoes lat
 
 import pulumi
 
-from components.settings import STAGES, SettingsError, read_stack_settings
+from components.nexus_repos import NexusRepos
+from components.settings import STAGES, SettingsError, read_stack_secrets, read_stack_settings
 
 try:
     settings = read_stack_settings()
 except SettingsError as err:
     # RunError is shown as a plain message, without a Python traceback.
     raise pulumi.RunError(str(err)) from None
-
+secrets = read_stack_secrets()
 pulumi.export("stage", f"{settings.stage} ({STAGES[settings.stage]})")
-pulumi.export("nodes", [node.name for node in settings.nodes])
+
+# Step 1 — provision the new repos (additive, safe) and check the group serves a pull.
+step1 = NexusRepos("step1", settings, secrets)
+pulumi.export(
+    "step1",
+    {
+        "repos": list(step1.repos),
+        "checkDigest": step1.check.digest,
+        "checkAuthScheme": step1.check.authScheme,
+    },
+)

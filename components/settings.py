@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from providers.nexus import model as nexus_model
+
 PROJECT = "nexus-cutover"
 
 # Values the runbook does not state are written as "<FILL: what to put here>" in
@@ -29,6 +31,7 @@ STAGES = {
     5: "retired: legacy cache CT113 retirement guard",
 }
 
+NODES_STAGE = 3  # from this stage on the nodes are changed, so they must be configured
 ROLES_TO_UNITS = {"server": "k3s", "agent": "k3s-agent"}
 TARGETS = ("legacy", "nexus")
 HOST_KEY_TYPES = (
@@ -46,15 +49,41 @@ DEFAULT_LEGACY_ENDPOINTS = {
 }
 
 
+# The runbook's repos (ops/nexus/repos.json): group members in the runbook's order.
+DEFAULT_REPOS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "docker-dockerhub",
+        "format": "docker",
+        "type": "proxy",
+        "remoteUrl": "https://registry-1.docker.io",
+        "indexType": "HUB",
+    },
+    {
+        "name": "docker-ghcr",
+        "format": "docker",
+        "type": "proxy",
+        "remoteUrl": "https://ghcr.io",
+        "indexType": "REGISTRY",
+    },
+    {"name": "docker-internal", "format": "docker", "type": "hosted", "httpPort": 8082},
+    {
+        "name": "docker-group",
+        "format": "docker",
+        "type": "group",
+        "httpPort": 8083,
+        "members": ["docker-internal", "docker-dockerhub", "docker-ghcr"],
+    },
+)
+REPO_OPTIONS = ("adopt", "deleteAdopted", "enabled")
+
+
 class SettingsError(ValueError):
     """Every problem found in the stack settings, one line each."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(
-            f"the stack settings have {len(problems)} problem(s); nothing was applied:\n{lines}"
-        )
+        super().__init__(f"the stack settings have {len(problems)} problem(s); nothing was applied:\n{lines}")
 
 
 @dataclass(frozen=True)
@@ -89,10 +118,19 @@ class Node:
 class Mirror:
     nexus_endpoint: str = "http://127.0.0.1:30083"
     pull_user: str = "shim-puller"
-    legacy_endpoints: Mapping[str, str] = field(
-        default_factory=lambda: dict(DEFAULT_LEGACY_ENDPOINTS)
-    )
+    legacy_endpoints: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_LEGACY_ENDPOINTS))
     verify_image: str = "docker.io/library/busybox:latest"
+
+
+@dataclass(frozen=True)
+class Repo:
+    spec: Mapping[str, Any]
+    adopt: bool = False
+    delete_adopted: bool = False
+
+    @property
+    def name(self) -> str:
+        return self.spec["name"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +145,14 @@ class Settings:
     nodes: tuple[Node, ...]
     mirror: Mirror
     max_node_changes_per_up: int
+    repos: tuple[Repo, ...] = ()
+    pull_repo: str = "docker-group"
+    push_repo: str = "docker-internal"
+    push_user: str = "fractalops-ci"
+    check_image: str = "library/busybox:latest"
+
+    def repo(self, name: str) -> Repo:
+        return next(r for r in self.repos if r.name == name)
 
 
 class _Problems:
@@ -204,9 +250,7 @@ def _parse_node(problems: _Problems, index: int, raw: Any) -> Node | None:
         problems.add(f"{key}.name", f"{name!r} must be a lowercase host name (a-z, 0-9, -)")
     role = raw.get("role")
     if role not in ROLES_TO_UNITS:
-        problems.add(
-            f"{key}.role", f"{role!r} is not allowed (allowed: server -> k3s, agent -> k3s-agent)"
-        )
+        problems.add(f"{key}.role", f"{role!r} is not allowed (allowed: server -> k3s, agent -> k3s-agent)")
     target = raw.get("target")
     if target not in TARGETS:
         problems.add(f"{key}.target", f"{target!r} is not allowed (allowed: legacy, nexus)")
@@ -221,9 +265,7 @@ def _parse_node(problems: _Problems, index: int, raw: Any) -> Node | None:
         timeouts_raw = {}
     defaults = NodeTimeouts()
     for extra in sorted(set(timeouts_raw) - {"connect", "command", "restart", "pull"}):
-        problems.add(
-            f"{key}.timeouts.{extra}", "unknown step (allowed: connect, command, restart, pull)"
-        )
+        problems.add(f"{key}.timeouts.{extra}", "unknown step (allowed: connect, command, restart, pull)")
     timeouts = NodeTimeouts(
         **{
             step: _positive_number(
@@ -246,9 +288,13 @@ def _parse_node(problems: _Problems, index: int, raw: Any) -> Node | None:
     )
 
 
-def _parse_nodes(problems: _Problems, raw: Any) -> tuple[Node, ...]:
-    if not isinstance(raw, list) or not raw:
-        problems.add("nodes", "must list the k3s nodes in cutover order (at least one)")
+def _parse_nodes(problems: _Problems, raw: Any, stage: int) -> tuple[Node, ...]:
+    if raw is None or raw == []:
+        if stage >= NODES_STAGE:
+            problems.add("nodes", f"must list the k3s nodes in cutover order (stage {stage} changes them)")
+        return ()
+    if not isinstance(raw, list):
+        problems.add("nodes", "must be a list of nodes in cutover order")
         return ()
     nodes = [n for i, r in enumerate(raw) if (n := _parse_node(problems, i, r)) is not None]
     seen_names: dict[str, int] = {}
@@ -256,9 +302,7 @@ def _parse_nodes(problems: _Problems, raw: Any) -> tuple[Node, ...]:
     seen_ids: dict[int, str] = {}
     for i, node in enumerate(nodes):
         if node.name in seen_names:
-            problems.add(
-                f"nodes[{i}].name", f"{node.name!r} is already nodes[{seen_names[node.name]}]"
-            )
+            problems.add(f"nodes[{i}].name", f"{node.name!r} is already nodes[{seen_names[node.name]}]")
         seen_names.setdefault(node.name, i)
         address = (node.host, node.port)
         if node.host and address in seen_addresses:
@@ -277,9 +321,7 @@ def _parse_mirror(problems: _Problems, raw: Any) -> Mirror:
     if raw is None:
         return Mirror()
     if not isinstance(raw, Mapping):
-        problems.add(
-            "mirror", "must be an object (nexusEndpoint, pullUser, legacyEndpoints, verifyImage)"
-        )
+        problems.add("mirror", "must be an object (nexusEndpoint, pullUser, legacyEndpoints, verifyImage)")
         return Mirror()
     known = {"nexusEndpoint", "pullUser", "legacyEndpoints", "verifyImage"}
     for extra in sorted(set(raw) - known):
@@ -290,9 +332,7 @@ def _parse_mirror(problems: _Problems, raw: Any) -> Mirror:
         problems.add("mirror.nexusEndpoint", problem)
     legacy = raw.get("legacyEndpoints", defaults.legacy_endpoints)
     if not isinstance(legacy, Mapping) or not legacy:
-        problems.add(
-            "mirror.legacyEndpoints", "must map each registry (docker.io, ghcr.io) to a URL"
-        )
+        problems.add("mirror.legacyEndpoints", "must map each registry (docker.io, ghcr.io) to a URL")
         legacy = defaults.legacy_endpoints
     for registry, url in legacy.items():
         if problem := url_problem(url, allow_path=False):
@@ -313,6 +353,42 @@ def _parse_mirror(problems: _Problems, raw: Any) -> Mirror:
     )
 
 
+def _parse_repos(problems: _Problems, raw: Any, preexisting: Any) -> tuple[Repo, ...]:
+    """The runbook's repos with the stack's overrides: by name, `enabled: false` drops one."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        problems.add("repos", "must map repository names to settings (e.g. docker-ghcr: {adopt: true})")
+        raw = {}
+    if not isinstance(preexisting, list) or not all(isinstance(p, str) for p in preexisting):
+        problems.add("preexistingRepos", "must be a list of repository names")
+        preexisting = []
+    merged: dict[str, dict[str, Any]] = {r["name"]: dict(r) for r in DEFAULT_REPOS}
+    for name, override in raw.items():
+        if not isinstance(override, Mapping):
+            problems.add(f"repos.{name}", "must be an object of repository settings")
+            continue
+        merged[name] = {**merged.get(name, {}), **override, "name": name}
+    repos = []
+    for name, entry in merged.items():
+        if entry.get("enabled", True) is False:
+            continue
+        spec = {k: v for k, v in entry.items() if k not in REPO_OPTIONS}
+        for field_name, problem in nexus_model.repo_problems(spec):
+            problems.add(f"repos.{name}.{field_name}", problem)
+        repos.append(Repo(spec, entry.get("adopt") is True, entry.get("deleteAdopted") is True))
+    for problem in nexus_model.fleet_problems([r.spec for r in repos], preexisting):
+        problems.add("repos", problem)
+    return tuple(repos)
+
+
+def _repo_of_type(problems: _Problems, key: str, name: Any, repos: tuple[Repo, ...], kind: str) -> str:
+    found = next((r for r in repos if r.name == name), None)
+    if found is None or found.spec.get("format") != "docker" or found.spec.get("type") != kind:
+        problems.add(key, f"{name!r} must name a docker {kind} repo defined in repos")
+    return name if isinstance(name, str) else ""
+
+
 def parse_settings(values: Mapping[str, Any]) -> Settings:
     """Typed settings from the stack's plain config values (key without the project prefix)."""
     problems = _Problems()
@@ -331,19 +407,28 @@ def parse_settings(values: Mapping[str, Any]) -> Settings:
     max_changes = _int_in_range(
         problems, "maxNodeChangesPerUp", values.get("maxNodeChangesPerUp", 1), 1, 1000
     )
+    repos = _parse_repos(problems, values.get("repos"), values.get("preexistingRepos", []))
+    check_image = values.get("checkImage", "library/busybox:latest")
+    if not isinstance(check_image, str) or ":" not in check_image or "://" in check_image:
+        problems.add("checkImage", f"{check_image!r} must be repository:tag, e.g. library/busybox:latest")
     settings = Settings(
         stage=stage,
         nexus_url=nexus_url if isinstance(nexus_url, str) else "",
         nexus_admin_user=_text(problems, "nexusAdminUser", values.get("nexusAdminUser", "admin")),
         nexus_ca_bundle=values.get("nexusCaBundle") or "",
         accept_nexus_eula=values.get("acceptNexusEula") is True,
-        http_timeout=_positive_number(
-            problems, "httpTimeoutSeconds", values.get("httpTimeoutSeconds"), 30.0
-        ),
+        http_timeout=_positive_number(problems, "httpTimeoutSeconds", values.get("httpTimeoutSeconds"), 30.0),
         docker_group_url=group_url if isinstance(group_url, str) else "",
-        nodes=_parse_nodes(problems, values.get("nodes")),
+        nodes=_parse_nodes(problems, values.get("nodes"), stage),
         mirror=_parse_mirror(problems, values.get("mirror")),
         max_node_changes_per_up=max_changes,
+        repos=repos,
+        pull_repo=_repo_of_type(problems, "pullRepo", values.get("pullRepo", "docker-group"), repos, "group"),
+        push_repo=_repo_of_type(
+            problems, "pushRepo", values.get("pushRepo", "docker-internal"), repos, "hosted"
+        ),
+        push_user=_text(problems, "pushUser", values.get("pushUser", "fractalops-ci")),
+        check_image=check_image if isinstance(check_image, str) else "",
     )
     if problems.items:
         raise SettingsError(problems.items)
@@ -362,8 +447,14 @@ CONFIG_KEYS = {
     "nodes": "object",
     "mirror": "object",
     "maxNodeChangesPerUp": "int",
+    "repos": "object",
+    "preexistingRepos": "object",
+    "pullRepo": "str",
+    "pushRepo": "str",
+    "pushUser": "str",
+    "checkImage": "str",
 }
-SECRET_KEYS: tuple[str, ...] = ()
+SECRET_KEYS = ("nexusAdminPassword", "pullPassword", "pushPassword")
 
 
 def unknown_keys(config_keys: list[str]) -> list[str]:
@@ -393,3 +484,11 @@ def read_stack_settings() -> Settings:
     }
     values = {key: readers[kind](key) for key, kind in CONFIG_KEYS.items()}
     return parse_settings({k: v for k, v in values.items() if v is not None})
+
+
+def read_stack_secrets() -> dict[str, Any]:
+    """The stack's secrets as Pulumi secret Outputs (never plain values in the program)."""
+    import pulumi  # noqa: PLC0415
+
+    config = pulumi.Config(PROJECT)
+    return {key: config.require_secret(key) for key in SECRET_KEYS}

@@ -66,25 +66,15 @@ def locate(text: str, path: str, where: str = "topology file") -> Span:
     walked: list[str] = []
     for segment in _segments(path):
         if isinstance(node, yaml.MappingNode):
-            matches = [
-                v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == segment
-            ]
+            matches = [v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == segment]
             if not matches:
                 under = ".".join(walked) or "the top level"
-                raise TopologyError(
-                    f"{where}: key {path!r} not found ({segment!r} missing under {under})"
-                )
+                raise TopologyError(f"{where}: key {path!r} not found ({segment!r} missing under {under})")
             node = matches[-1]
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and segment.isdigit()
-            and int(segment) < len(node.value)
-        ):
+        elif isinstance(node, yaml.SequenceNode) and segment.isdigit() and int(segment) < len(node.value):
             node = node.value[int(segment)]
         else:
-            raise TopologyError(
-                f"{where}: key {path!r} not found ({segment!r} is not under a mapping)"
-            )
+            raise TopologyError(f"{where}: key {path!r} not found ({segment!r} is not under a mapping)")
         walked.append(segment)
     if not isinstance(node, yaml.ScalarNode) or node.style in ("|", ">"):
         raise TopologyError(f"{where}: key {path!r} must hold a single-line value, not a block")
@@ -133,9 +123,7 @@ def apply_values(
     landed = read_values(new_text, list(values), where)
     for path, value in values.items():
         if landed[path] != value:
-            raise TopologyError(
-                f"{where}: {path!r} would read back as {landed[path]!r}, not {value!r}"
-            )
+            raise TopologyError(f"{where}: {path!r} would read back as {landed[path]!r}, not {value!r}")
     return new_text, previous
 
 
@@ -152,24 +140,18 @@ def edits_problems(path: Any, edits: Any) -> list[CheckFailure]:
     """Input problems, found before the file is touched."""
     failures = []
     if not isinstance(path, str) or not os.path.isabs(path):
-        failures.append(
-            CheckFailure("path", f"{path!r} must be an absolute path to the topology file")
-        )
+        failures.append(CheckFailure("path", f"{path!r} must be an absolute path to the topology file"))
     if not isinstance(edits, Mapping) or not edits:
         failures.append(CheckFailure("edits", "must map at least one dotted key to its new value"))
         return failures
     for key, value in edits.items():
         if not key or any(not s for s in _segments(key)):
             failures.append(
-                CheckFailure(
-                    "edits", f"{key!r} is not a dotted key such as registry_cache.buildcache_ref"
-                )
+                CheckFailure("edits", f"{key!r} is not a dotted key such as registry_cache.buildcache_ref")
             )
         if not isinstance(value, Scalar) or value == "":
             failures.append(
-                CheckFailure(
-                    "edits", f"{key}: {value!r} must be a non-empty string, number or boolean"
-                )
+                CheckFailure("edits", f"{key}: {value!r} must be a non-empty string, number or boolean")
             )
     return failures
 
@@ -183,9 +165,7 @@ def _read_file(path: str) -> str:
         with open(path, encoding="utf-8") as handle:
             return handle.read()
     except FileNotFoundError as err:
-        raise TopologyError(
-            f"topology file {path} does not exist: check the topology path setting"
-        ) from err
+        raise TopologyError(f"topology file {path} does not exist: check the topology path setting") from err
 
 
 def _write_file(path: str, text: str) -> None:
@@ -205,9 +185,7 @@ def _write_file(path: str, text: str) -> None:
         raise
 
 
-def _outs(
-    path: str, edits: Mapping[str, Scalar], previous: Mapping[str, str], text: str
-) -> dict[str, Any]:
+def _outs(path: str, edits: Mapping[str, Scalar], previous: Mapping[str, str], text: str) -> dict[str, Any]:
     return {
         "path": path,
         "edits": dict(edits),

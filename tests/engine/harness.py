@@ -29,6 +29,7 @@ REQUIRED_BINARIES = (
 # outside fails at once instead of hanging, and the operation errors loudly.
 NO_INTERNET_PROXY = "http://127.0.0.1:9"
 TEST_PASSPHRASE = "local-test-stack-only"
+SYSTEM_PATH = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
 
 
 def missing_binaries() -> list[str]:
@@ -41,9 +42,8 @@ def offline_env(state_dir: Path) -> dict[str, str]:
     home.mkdir(parents=True, exist_ok=True)
     backend = state_dir / "backend"
     backend.mkdir(parents=True, exist_ok=True)
-    system_path = "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
     return {
-        "PATH": f"{TOOLS_BIN}:{VENV_PYTHON.parent}:{system_path}",
+        "PATH": f"{TOOLS_BIN}:{VENV_PYTHON.parent}:{SYSTEM_PATH}",
         "HOME": str(state_dir),
         "PULUMI_HOME": str(home),
         "PULUMI_BACKEND_URL": f"file://{backend}",
@@ -51,7 +51,6 @@ def offline_env(state_dir: Path) -> dict[str, str]:
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
         "PULUMI_PYTHON_CMD": str(VENV_PYTHON),
-        "PULUMI_AUTOMATION_API_SKIP_VERSION_CHECK": "false",
         "HTTP_PROXY": NO_INTERNET_PROXY,
         "HTTPS_PROXY": NO_INTERNET_PROXY,
         "http_proxy": NO_INTERNET_PROXY,
@@ -61,32 +60,24 @@ def offline_env(state_dir: Path) -> dict[str, str]:
     }
 
 
-def isolated_pulumi(state_dir: Path) -> Path:
-    """A `pulumi` that runs in a network namespace of its own with only loopback up.
-
-    Nothing outside this machine can be reached from there: a network attempt by the
-    engine or any plugin fails immediately. Returns the root for auto.PulumiCommand.
-    """
-    wrapper_root = state_dir / "isolated"
-    (wrapper_root / "bin").mkdir(parents=True, exist_ok=True)
-    wrapper = wrapper_root / "bin" / "pulumi"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        'exec unshare --net -- sh -c \'ip link set lo up && exec "$0" "$@"\' '
-        f'{TOOLS_BIN}/pulumi "$@"\n'
+def run_isolated(
+    argv: list[str], env: dict[str, str], timeout: float, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run `argv` in a network namespace of its own with only loopback up: nothing outside
+    this machine can be reached from there, so any network attempt fails immediately."""
+    return subprocess.run(
+        ["unshare", "--net", "--", "sh", "-c", 'ip link set lo up && exec "$0" "$@"', *argv],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
-    wrapper.chmod(0o755)
-    return wrapper_root
 
 
 def can_isolate_network() -> bool:
-    probe = subprocess.run(
-        ["unshare", "--net", "--", "sh", "-c", "ip link set lo up"],
-        capture_output=True,
-        check=False,
-        timeout=10,
-    )
-    return probe.returncode == 0
+    return run_isolated(["true"], {"PATH": SYSTEM_PATH}, timeout=10).returncode == 0
 
 
 @contextmanager
@@ -95,16 +86,27 @@ def stack(
     name: str,
     state_dir: Path,
     *,
-    isolated: bool = False,
     env: dict[str, str] | None = None,
+    tools_bin: Path = TOOLS_BIN,
 ) -> Iterator[auto.Stack]:
-    """A new stack of the program in `project_dir`; removed with its backend afterwards."""
+    """A new stack of the program in `project_dir`; its backend is removed afterwards."""
     env_vars = {**offline_env(state_dir), **(env or {})}
-    command_root = isolated_pulumi(state_dir) if isolated else TOOLS_BIN.parent
-    command = auto.PulumiCommand(root=str(command_root))
+    command = auto.PulumiCommand(root=str(tools_bin.parent))
     ws = auto.LocalWorkspace(work_dir=str(project_dir), env_vars=env_vars, pulumi_command=command)
     st = auto.Stack.create(name, ws)
     try:
         yield st
     finally:
         shutil.rmtree(state_dir / "backend", ignore_errors=True)
+
+
+def program_copy(tmp_path: Path, source: Path = ROOT, stack_files: tuple[str, ...] = ()) -> Path:
+    """A Pulumi program (by default the cutover program) in a folder of its own, so the
+    stack config files that tests write stay out of the repo. Its packages come from the
+    editable install in .venv."""
+    project = tmp_path / "program"
+    project.mkdir()
+    for name in ("Pulumi.yaml", "__main__.py", *stack_files):
+        shutil.copy2(source / name, project / name)
+    (project / ".venv").symlink_to(ROOT / ".venv")
+    return project

@@ -1,6 +1,9 @@
 """The real engine, offline: preview -> up -> no-op preview -> refresh -> history -> destroy."""
 
+import json
 import os
+import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -12,6 +15,9 @@ from tests.engine.harness import (
     TOOLS_BIN,
     can_isolate_network,
     missing_binaries,
+    offline_env,
+    program_copy,
+    run_isolated,
     stack,
 )
 from tests.engine.smoke import SMOKE_PROGRAM, TOPOLOGY, configure
@@ -26,48 +32,46 @@ def test_toolchain_has_every_pinned_binary():
 
 def test_smoke_program_runs_the_whole_lifecycle_with_no_network(tmp_path):
     started = time.monotonic()
-    with stack(SMOKE_PROGRAM, "smoke", tmp_path / "state", isolated=True) as st:
-        topology, render_dir = configure(st, tmp_path)
+    env = {**os.environ, **offline_env(tmp_path / "outer")}
+    ran = run_isolated([sys.executable, "-m", "tests.engine.smoke", str(tmp_path)], env, timeout=600)
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    report = json.loads((tmp_path / "report.json").read_text())
 
-        preview = st.preview()
-        assert preview.change_summary == {"create": 4}  # stack, topology edit, renderer, service
-
-        up = st.up()
-        assert up.summary.result == "succeeded"
-        assert up.outputs["serviceName"].value == "nexus-docker-group"
-        manifests = list(render_dir.rglob("*.yaml"))
-        assert any("nodePort: 30083" in m.read_text() for m in manifests), manifests
-        edited = topology.read_text()
-        assert (
-            'buildcache_ref: "nexus.nexus.svc:8082/fractalops/buildcache"   # CT113 build cache'
-            in edited
-        )
-
-        assert st.preview().change_summary == {"same": 4}
-
-        assert st.refresh().summary.result == "succeeded"
-        history = st.history()
-        assert [h.kind for h in history[:2]] == ["refresh", "update"]
-
-        assert st.destroy().summary.result == "succeeded"
-        assert topology.read_text() == TOPOLOGY
-        assert not list(render_dir.rglob("*.yaml"))
-    print(f"\nsmoke lifecycle: {time.monotonic() - started:.1f}s")
+    assert report["preview"] == {"create": 4}  # stack, topology edit, renderer, service
+    assert report["up"]["result"] == "succeeded"
+    assert report["outputs"]["serviceName"] == "nexus-docker-group"
+    assert any("nodePort: 30083" in m for m in report["manifests_after_up"]), report["manifests_after_up"]
+    assert (
+        'buildcache_ref: "nexus.nexus.svc:8082/fractalops/buildcache"   # CT113 build cache'
+        in report["topology_after_up"]
+    )
+    assert report["second_preview"] == {"same": 4}
+    assert report["refresh"] == "succeeded"
+    assert [h["kind"] for h in report["history"][:2]] == ["refresh", "update"]
+    assert report["destroy"]["result"] == "succeeded"
+    assert report["topology_after_destroy"] == TOPOLOGY
+    assert report["manifests_after_destroy"] == []
+    print(f"\nsmoke lifecycle in a network namespace: {time.monotonic() - started:.1f}s")
 
 
-def toolchain_without(tmp_path: Path, left_out: str) -> dict[str, str]:
-    """Engine environment whose PATH has every pinned binary but `left_out`."""
-    partial = tmp_path / "partial-tools"
-    partial.mkdir()
+def toolchain_without(tmp_path: Path, left_out: str) -> Path:
+    """A tools folder with every pinned binary but `left_out`. The CLI also looks for
+    plugins beside its own (resolved) path, so it is copied, not linked."""
+    partial = tmp_path / "partial-tools" / "bin"
+    partial.mkdir(parents=True)
     for name in REQUIRED_BINARIES:
-        if name != left_out:
+        if name == "pulumi":
+            shutil.copy2(TOOLS_BIN / name, partial / name)
+        elif name != left_out:
             os.symlink(TOOLS_BIN / name, partial / name)
-    return {"PATH": f"{partial}:/usr/bin:/bin"}
+    return partial
 
 
 def test_missing_provider_binary_fails_the_preview(tmp_path):
-    env = toolchain_without(tmp_path, "pulumi-resource-kubernetes")
-    with stack(SMOKE_PROGRAM, "missing", tmp_path / "state", env=env) as st:
+    tools = toolchain_without(tmp_path, "pulumi-resource-kubernetes")
+    env = {"PATH": f"{tools}:/usr/bin:/bin"}
+    project = program_copy(tmp_path, SMOKE_PROGRAM)
+    with stack(project, "missing", tmp_path / "state", env=env, tools_bin=tools) as st:
         configure(st, tmp_path)
         with pytest.raises(auto.CommandError, match="kubernetes"):
             st.preview()
@@ -75,10 +79,11 @@ def test_missing_provider_binary_fails_the_preview(tmp_path):
 
 def test_plugin_download_attempt_fails_fast_instead_of_hanging(tmp_path):
     """With acquisition allowed and a plugin missing, the engine goes online: it must fail."""
-    env = toolchain_without(tmp_path, "pulumi-resource-kubernetes")
-    env["PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION"] = "false"
+    tools = toolchain_without(tmp_path, "pulumi-resource-kubernetes")
+    env = {"PATH": f"{tools}:/usr/bin:/bin", "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "false"}
     started = time.monotonic()
-    with stack(SMOKE_PROGRAM, "online", tmp_path / "state", isolated=True, env=env) as st:
+    project = program_copy(tmp_path, SMOKE_PROGRAM)
+    with stack(project, "online", tmp_path / "state", env=env, tools_bin=tools) as st:
         configure(st, tmp_path)
         with pytest.raises(auto.CommandError, match="kubernetes"):
             st.preview()

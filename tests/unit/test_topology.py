@@ -51,9 +51,7 @@ def test_restore_puts_the_file_back_byte_for_byte():
 def test_rest_of_document_is_unchanged_after_apply():
     new_text, _ = apply_values(TOPOLOGY, EDITS)
     before, after = yaml.safe_load(TOPOLOGY), yaml.safe_load(new_text)
-    assert (
-        after["registry_cache"]["k3s_mirror_nodes"] == before["registry_cache"]["k3s_mirror_nodes"]
-    )
+    assert after["registry_cache"]["k3s_mirror_nodes"] == before["registry_cache"]["k3s_mirror_nodes"]
     assert after["registry_cache"]["ports"]["proxy"] == 5000
 
 

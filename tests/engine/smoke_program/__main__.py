@@ -26,4 +26,5 @@ service = k8s.core.v1.Service(
 )
 
 pulumi.export("topologySha256", topology.sha256)
+pulumi.export("topologyUrn", topology.urn)
 pulumi.export("serviceName", service.metadata["name"])
