@@ -7,6 +7,7 @@ repos (members before their groups) -> roles on those repos -> users -> the pull
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 import pulumi
 
@@ -19,12 +20,15 @@ from providers.nexus.provider import (
     NexusRole,
     NexusUser,
     PullCheck,
+    PushCheck,
 )
 
 # Docker bearer tokens (the default challenge of a docker connector) need this realm.
 REQUIRED_REALMS = ["DockerToken"]
 PULL_ROLE = "nexus-cutover-pull"
 PUSH_ROLE = "nexus-cutover-push"
+# Pushed by the push check; exists only in Nexus, so nodes that pull it prove their mirror.
+CANARY_REPOSITORY = "nexus-cutover/canary"
 
 
 class NexusRepos(pulumi.ComponentResource):
@@ -124,4 +128,26 @@ class NexusRepos(pulumi.ComponentResource):
                 parent=self, depends_on=[self.realms, self.pull_user, *self.repos.values()]
             ),
         )
-        self.register_outputs({"checkDigest": self.check.digest})
+        hosted_url = with_port(settings.docker_group_url, settings.repo(settings.push_repo).spec["httpPort"])
+        self.push_check = PushCheck(
+            "push-check",
+            registry_url=hosted_url,
+            repository=CANARY_REPOSITORY,
+            username=settings.push_user,
+            password=secrets["pushPassword"],
+            after=[push_repo.id],
+            timeout=settings.http_timeout,
+            ca_bundle=settings.nexus_ca_bundle,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.realms, self.push_user, push_repo]),
+        )
+        self.register_outputs({"checkDigest": self.check.digest, "canaryTag": self.push_check.tag})
+
+    def canaries(self, registries: list[str]) -> pulumi.Output[list[str]]:
+        """The canary image as each mirrored registry name would call it."""
+        return self.push_check.tag.apply(lambda tag: [f"{r}/{CANARY_REPOSITORY}:{tag}" for r in registries])
+
+
+def with_port(url: str, port: int) -> str:
+    """`url` (scheme://host[:port]) on another port: connectors share the Nexus host."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.hostname}:{port}"

@@ -150,6 +150,7 @@ class Settings:
     push_repo: str = "docker-internal"
     push_user: str = "fractalops-ci"
     check_image: str = "library/busybox:latest"
+    ssh_identity_file: str = ""
 
     def repo(self, name: str) -> Repo:
         return next(r for r in self.repos if r.name == name)
@@ -429,6 +430,7 @@ def parse_settings(values: Mapping[str, Any]) -> Settings:
         ),
         push_user=_text(problems, "pushUser", values.get("pushUser", "fractalops-ci")),
         check_image=check_image if isinstance(check_image, str) else "",
+        ssh_identity_file=values.get("sshIdentityFile") or "",
     )
     if problems.items:
         raise SettingsError(problems.items)
@@ -453,6 +455,7 @@ CONFIG_KEYS = {
     "pushRepo": "str",
     "pushUser": "str",
     "checkImage": "str",
+    "sshIdentityFile": "str",
 }
 SECRET_KEYS = ("nexusAdminPassword", "pullPassword", "pushPassword")
 

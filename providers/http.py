@@ -98,7 +98,7 @@ class Endpoint:
         path: str,
         *,
         json_body: Any = None,
-        content: str | None = None,
+        content: str | bytes | None = None,
         headers: Mapping[str, str] | None = None,
         params: Mapping[str, str] | None = None,
         ok: tuple[int, ...] = (200, 201, 204),

@@ -28,9 +28,10 @@ from pulumi.dynamic import (
     DiffResult,
     ReadResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
+
+from providers.engine import Provider
 
 Scalar = str | int | float | bool
 
@@ -195,7 +196,7 @@ def _outs(path: str, edits: Mapping[str, Scalar], previous: Mapping[str, str], t
     }
 
 
-class TopologyFileProvider(ResourceProvider):
+class TopologyFileProvider(Provider):
     """Sets values in a local YAML file and puts the exact previous text back on delete."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:

@@ -22,13 +22,13 @@ from pulumi.dynamic import (
     DiffResult,
     ReadResult,
     Resource,
-    ResourceProvider,
     UpdateResult,
 )
 
+from providers.engine import Provider
 from providers.http import Endpoint, HttpError
 from providers.nexus import model
-from providers.registry import RegistryCheckError, check_pull
+from providers.registry import RegistryCheckError, check_pull, push_canary
 
 REST = "/service/rest"
 
@@ -56,7 +56,7 @@ def _now() -> str:
 # --- readiness and EULA ------------------------------------------------------------------
 
 
-class NexusReadinessProvider(ResourceProvider):
+class NexusReadinessProvider(Provider):
     """Waits until Nexus is writable and its Community Edition EULA is accepted."""
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
@@ -150,7 +150,7 @@ class NexusReady(Resource):
 # --- objects with an id: repos, roles, users ----------------------------------------------
 
 
-class NexusObjectProvider(ResourceProvider):
+class NexusObjectProvider(Provider):
     """Create-or-adopt, update, delete, read and drift for one kind of Nexus object.
 
     Subclasses say how to address, send and fetch their kind; the state keeps `observed`
@@ -285,7 +285,13 @@ class RepositoryProvider(NexusObjectProvider):
 
     def fetch(self, api: Endpoint, inputs: Mapping[str, Any]) -> dict[str, Any] | None:
         got = api.request(f"read repository {self.key(inputs)}", "GET", self._path(inputs), allowed=(404,))
-        return None if got.status_code == 404 else got.json()
+        if got.status_code == 404:
+            return None
+        body = got.json()
+        # Nexus takes writePolicy in lower case and returns it in upper case.
+        if isinstance((body.get("storage") or {}).get("writePolicy"), str):
+            body["storage"]["writePolicy"] = body["storage"]["writePolicy"].lower()
+        return body
 
     def send(self, api: Endpoint, inputs: Mapping[str, Any], *, exists: bool) -> None:
         body = model.repo_body(inputs["spec"])
@@ -457,7 +463,7 @@ class NexusUser(_NexusObject):
 # --- active realms (one list shared with whoever else configures Nexus) -------------------
 
 
-class ActiveRealmsProvider(ResourceProvider):
+class ActiveRealmsProvider(Provider):
     """Adds the realms we need to Nexus's active list; removes only those we added."""
 
     def _active(self, api: Endpoint) -> list[str]:
@@ -514,11 +520,17 @@ class ActiveRealms(Resource):
         super().__init__(ActiveRealmsProvider(), name, props, opts)
 
 
-# --- Step 1 check -------------------------------------------------------------------------
+# --- registry checks: the Step 1 pull check and the push check / canary ----------------------
 
 
-class PullCheckProvider(ResourceProvider):
-    """Passes when the registry serves repository:reference to the pull user."""
+class RegistryCheckProvider(Provider):
+    """A check that runs on create, when its inputs change, and again on refresh: a registry
+    that stopped doing its job shows up as a change, and the next `up` fails with evidence."""
+
+    watched: tuple[str, ...] = ("registryUrl", "repository", "username", "after")
+
+    def run(self, props: dict[str, Any], registry: Endpoint) -> dict[str, Any]:
+        raise NotImplementedError
 
     def _check(self, props: dict[str, Any]) -> dict[str, Any]:
         registry = Endpoint(
@@ -526,23 +538,10 @@ class PullCheckProvider(ResourceProvider):
             timeout=float(props.get("timeout", 30)),
             ca_bundle=props.get("caBundle", ""),
         )
-        try:
-            evidence = check_pull(
-                registry,
-                props["repository"],
-                props["reference"],
-                props["username"],
-                props["password"],
-            )
-        except RegistryCheckError as err:
-            raise RegistryCheckError(
-                f"Step 1 check failed: {props['registryUrl']} did not serve "
-                f"{props['repository']}:{props['reference']} to {props['username']}:\n{err}"
-            ) from None
         salt = props.get("salt") or secrets.token_hex(16)
         return {
             **props,
-            **evidence.as_dict(),
+            **self.run(props, registry),
             "ok": True,
             "checkedAt": _now(),
             "salt": salt,
@@ -550,20 +549,18 @@ class PullCheckProvider(ResourceProvider):
         }
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
-        keys = ("registryUrl", "repository", "reference", "username", "after")
-        changed = any(olds.get(k) != news.get(k) for k in keys)
+        changed = any(olds.get(k) != news.get(k) for k in self.watched)
         digest = model.secret_digest(olds.get("salt", ""), news.get("password", ""))
         return DiffResult(changes=changed or not olds.get("ok") or digest != olds.get("passwordDigest"))
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        outs = self._check(props)
-        return CreateResult(id_=f"{props['registryUrl']}/{props['repository']}", outs=outs)
+        return CreateResult(id_=f"{props['registryUrl']}/{props['repository']}", outs=self._check(props))
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
-        return UpdateResult(outs=self._check({**news, "salt": olds.get("salt")}))
+        kept = {k: olds.get(k) for k in ("salt", "tag") if olds.get(k)}
+        return UpdateResult(outs=self._check({**news, **kept}))
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
-        # A refresh re-runs the check: a mirror that stopped serving shows up as a change.
         try:
             return ReadResult(id_, self._check(props))
         except (RegistryCheckError, HttpError) as err:
@@ -571,7 +568,70 @@ class PullCheckProvider(ResourceProvider):
             return ReadResult(id_, {**props, "ok": False})
 
 
-class PullCheck(Resource):
+class PullCheckProvider(RegistryCheckProvider):
+    """Passes when the registry serves repository:reference to the pull user."""
+
+    watched = (*RegistryCheckProvider.watched, "reference")
+
+    def run(self, props: dict[str, Any], registry: Endpoint) -> dict[str, Any]:
+        repository, reference, user = props["repository"], props["reference"], props["username"]
+        try:
+            evidence = check_pull(registry, repository, reference, user, props["password"])
+        except RegistryCheckError as err:
+            raise RegistryCheckError(
+                f"Step 1 check failed: {props['registryUrl']} did not serve {repository}:{reference} "
+                f"to {user}:\n{err}"
+            ) from None
+        return evidence.as_dict()
+
+
+class PushCheckProvider(RegistryCheckProvider):
+    """Passes when the push user can push to the hosted repo (a push-scoped login, as CI's
+    build-cache pushes need). What it pushes is the canary: a tiny image that exists only
+    in Nexus, so a node that pulls it proves its mirror, not a fallback, served it."""
+
+    def run(self, props: dict[str, Any], registry: Endpoint) -> dict[str, Any]:
+        tag = props.get("tag") or f"canary-{secrets.token_hex(6)}"
+        repository, user = props["repository"], props["username"]
+        try:
+            digest = push_canary(registry, repository, tag, user, props["password"])
+        except RegistryCheckError as err:
+            raise RegistryCheckError(
+                f"push check failed: {user} cannot push {repository}:{tag} to {props['registryUrl']} "
+                f"(CI's build-cache pushes would fail the same way):\n{err}"
+            ) from None
+        return {"tag": tag, "digest": digest}
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        """A refresh only looks: the canary is still there for the push user to read."""
+        registry = Endpoint(base_url=props["registryUrl"], timeout=float(props.get("timeout", 30)))
+        try:
+            check_pull(registry, props["repository"], props["tag"], props["username"], props["password"])
+        except (RegistryCheckError, HttpError, KeyError) as err:
+            note(f"push check: the canary is not readable any more ({err}); the next up pushes it again")
+            return ReadResult(id_, {**props, "ok": False})
+        return ReadResult(id_, props)
+
+
+class _RegistryCheck(Resource):
+    def __init__(
+        self,
+        provider: RegistryCheckProvider,
+        name: str,
+        inputs: dict[str, Any],
+        outputs: tuple[str, ...],
+        opts: pulumi.ResourceOptions | None,
+    ) -> None:
+        props = {
+            **inputs,
+            "password": pulumi.Output.secret(inputs["password"]),
+            **dict.fromkeys(("ok", "checkedAt", "salt", "passwordDigest", *outputs)),
+        }
+        secret_outs = pulumi.ResourceOptions(additional_secret_outputs=["passwordDigest", "salt"])
+        super().__init__(provider, name, props, pulumi.ResourceOptions.merge(secret_outs, opts))
+
+
+class PullCheck(_RegistryCheck):
     """The runbook's Step 1 verification: the group answers /v2/ and serves a pull."""
 
     digest: pulumi.Output[str]
@@ -591,23 +651,45 @@ class PullCheck(Resource):
         ca_bundle: str = "",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        props = {
+        inputs = {
             "registryUrl": registry_url,
             "repository": repository,
             "reference": reference,
             "username": username,
-            "password": pulumi.Output.secret(password),
+            "password": password,
             "after": after,
             "timeout": timeout,
             "caBundle": ca_bundle,
-            "ok": None,
-            "digest": None,
-            "authScheme": None,
-            "pingStatus": None,
-            "mediaType": None,
-            "checkedAt": None,
-            "salt": None,
-            "passwordDigest": None,
         }
-        secret_outs = pulumi.ResourceOptions(additional_secret_outputs=["passwordDigest", "salt"])
-        super().__init__(PullCheckProvider(), name, props, pulumi.ResourceOptions.merge(secret_outs, opts))
+        outputs = ("digest", "authScheme", "pingStatus", "mediaType")
+        super().__init__(PullCheckProvider(), name, inputs, outputs, opts)
+
+
+class PushCheck(_RegistryCheck):
+    """The push user can push to the hosted repo; leaves the canary image there."""
+
+    tag: pulumi.Output[str]
+    digest: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        registry_url: pulumi.Input[str],
+        repository: str,
+        username: pulumi.Input[str],
+        password: pulumi.Input[str],
+        after: pulumi.Input[list[str]],
+        timeout: float = 30,
+        ca_bundle: str = "",
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        inputs = {
+            "registryUrl": registry_url,
+            "repository": repository,
+            "username": username,
+            "password": password,
+            "after": after,
+            "timeout": timeout,
+            "caBundle": ca_bundle,
+        }
+        super().__init__(PushCheckProvider(), name, inputs, ("tag", "digest"), opts)

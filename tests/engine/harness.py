@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -36,8 +36,10 @@ def missing_binaries() -> list[str]:
     return [b for b in REQUIRED_BINARIES if not os.access(TOOLS_BIN / b, os.X_OK)]
 
 
-def offline_env(state_dir: Path) -> dict[str, str]:
-    """Environment for the engine: pinned tools only, no network, local backend."""
+def offline_env(state_dir: Path, local_hosts: Sequence[str] = ()) -> dict[str, str]:
+    """Environment for the engine: pinned tools only, no network, local backend.
+    `local_hosts` are reached directly (httpx takes addresses in NO_PROXY, not ranges)."""
+    no_proxy = ",".join(["127.0.0.0/8", "localhost", "::1", *local_hosts])
     home = state_dir / "pulumi-home"
     home.mkdir(parents=True, exist_ok=True)
     backend = state_dir / "backend"
@@ -55,8 +57,8 @@ def offline_env(state_dir: Path) -> dict[str, str]:
         "HTTPS_PROXY": NO_INTERNET_PROXY,
         "http_proxy": NO_INTERNET_PROXY,
         "https_proxy": NO_INTERNET_PROXY,
-        "NO_PROXY": "127.0.0.0/8,localhost,::1",
-        "no_proxy": "127.0.0.0/8,localhost,::1",
+        "NO_PROXY": no_proxy,
+        "no_proxy": no_proxy,
     }
 
 
@@ -88,9 +90,10 @@ def stack(
     *,
     env: dict[str, str] | None = None,
     tools_bin: Path = TOOLS_BIN,
+    local_hosts: Sequence[str] = (),
 ) -> Iterator[auto.Stack]:
     """A new stack of the program in `project_dir`; its backend is removed afterwards."""
-    env_vars = {**offline_env(state_dir), **(env or {})}
+    env_vars = {**offline_env(state_dir, local_hosts), **(env or {})}
     command = auto.PulumiCommand(root=str(tools_bin.parent))
     ws = auto.LocalWorkspace(work_dir=str(project_dir), env_vars=env_vars, pulumi_command=command)
     st = auto.Stack.create(name, ws)
@@ -110,3 +113,9 @@ def program_copy(tmp_path: Path, source: Path = ROOT, stack_files: tuple[str, ..
         shutil.copy2(source / name, project / name)
     (project / ".venv").symlink_to(ROOT / ".venv")
     return project
+
+
+def state_at_rest(state_dir: Path) -> str:
+    """Every file the file backend keeps (checkpoints, history, backups), as one text."""
+    backend = state_dir / "backend"
+    return "\n".join(p.read_text(errors="replace") for p in sorted(backend.rglob("*")) if p.is_file())

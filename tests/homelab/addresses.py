@@ -48,3 +48,8 @@ class LabAddresses:
     def node(self, index: int) -> str:
         """SSH address (:22) of the index-th node (0-based)."""
         return self._ip(1, 10 + index)
+
+    def all_hosts(self, nodes: int = 6) -> list[str]:
+        """Every address of the lab: for NO_PROXY lists, which take addresses, not ranges."""
+        parts = [self.nexus, self.upstream_dockerhub, self.upstream_ghcr, self.legacy_cache, self.node_port]
+        return parts + [self.node(i) for i in range(nodes)]

@@ -1,0 +1,1 @@
+"""A k3s node's registries.yaml: model.py (pure) and provider.py (over SSH)."""
