@@ -59,7 +59,8 @@ class NodeMirrors(pulumi.ComponentResource):
         )
 
         def render(target: str, password: str) -> str:
-            return model.render(target, mirror.legacy_endpoints, mirror.nexus_endpoint, mirror.pull_user, password)
+            legacy, endpoint = mirror.legacy_endpoints, mirror.nexus_endpoint
+            return model.render(target, legacy, endpoint, mirror.pull_user, password)
 
         self.nodes: dict[str, NodeRegistries] = {}
         previous: pulumi.Resource = self.guard

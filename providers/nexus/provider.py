@@ -614,17 +614,32 @@ class PushCheckProvider(RegistryCheckProvider):
 
 
 class _RegistryCheck(Resource):
+    """Inputs shared by both checks; `extra` holds what one of them adds."""
+
     def __init__(
         self,
         provider: RegistryCheckProvider,
         name: str,
-        inputs: dict[str, Any],
+        registry_url: pulumi.Input[str],
+        repository: str,
+        username: pulumi.Input[str],
+        password: pulumi.Input[str],
+        after: pulumi.Input[list[str]],
+        timeout: float,
+        ca_bundle: str,
+        extra: dict[str, Any],
         outputs: tuple[str, ...],
         opts: pulumi.ResourceOptions | None,
     ) -> None:
         props = {
-            **inputs,
-            "password": pulumi.Output.secret(inputs["password"]),
+            "registryUrl": registry_url,
+            "repository": repository,
+            "username": username,
+            "password": pulumi.Output.secret(password),
+            "after": after,
+            "timeout": timeout,
+            "caBundle": ca_bundle,
+            **extra,
             **dict.fromkeys(("ok", "checkedAt", "salt", "passwordDigest", *outputs)),
         }
         secret_outs = pulumi.ResourceOptions(additional_secret_outputs=["passwordDigest", "salt"])
@@ -651,18 +666,12 @@ class PullCheck(_RegistryCheck):
         ca_bundle: str = "",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        inputs = {
-            "registryUrl": registry_url,
-            "repository": repository,
-            "reference": reference,
-            "username": username,
-            "password": password,
-            "after": after,
-            "timeout": timeout,
-            "caBundle": ca_bundle,
-        }
         outputs = ("digest", "authScheme", "pingStatus", "mediaType")
-        super().__init__(PullCheckProvider(), name, inputs, outputs, opts)
+        extra = {"reference": reference}
+        super().__init__(
+            PullCheckProvider(), name, registry_url, repository, username, password, after, timeout,
+            ca_bundle, extra, outputs, opts,
+        )  # fmt: skip
 
 
 class PushCheck(_RegistryCheck):
@@ -683,13 +692,7 @@ class PushCheck(_RegistryCheck):
         ca_bundle: str = "",
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
-        inputs = {
-            "registryUrl": registry_url,
-            "repository": repository,
-            "username": username,
-            "password": password,
-            "after": after,
-            "timeout": timeout,
-            "caBundle": ca_bundle,
-        }
-        super().__init__(PushCheckProvider(), name, inputs, ("tag", "digest"), opts)
+        super().__init__(
+            PushCheckProvider(), name, registry_url, repository, username, password, after, timeout,
+            ca_bundle, {}, ("tag", "digest"), opts,
+        )  # fmt: skip
