@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Debian packages the homelab and its tests run for real: registries, registry client,
-# SSH servers/clients, network namespaces. Installs only what is missing (idempotent).
+# SSH servers/clients, network namespaces, nftables (a node's "mirror unreachable" switch). Installs only what is missing (idempotent).
 set -euo pipefail
 
-packages=(docker-registry skopeo openssh-server openssh-client iproute2 util-linux)
+packages=(docker-registry skopeo openssh-server openssh-client iproute2 util-linux nftables)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

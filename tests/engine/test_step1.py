@@ -144,3 +144,35 @@ def test_bad_repo_setting_fails_at_preview_and_nothing_reaches_nexus(lab, admin,
         "nexus-cutover:repos.Docker-Ghcr.remoteUrl: 'ghcr.io' must be an http:// or https:// URL" in message
     )
     assert admin.get("/v1/repositories").json() == before
+
+
+def test_repos_left_by_the_old_script_are_adopted_and_kept_on_destroy(lab, admin, tmp_path):
+    old_script_body = {
+        "name": "docker-ghcr",
+        "online": True,
+        "storage": {"blobStoreName": "default", "strictContentTypeValidation": False},
+        "proxy": {"remoteUrl": "https://ghcr.io", "contentMaxAge": 60, "metadataMaxAge": 60},
+        "negativeCache": {"enabled": False, "timeToLive": 1},
+        "httpClient": {"blocked": False, "autoBlock": False},
+        "docker": {"v1Enabled": False, "forceBasicAuth": True},
+        "dockerProxy": {"indexType": "REGISTRY"},
+    }
+    assert admin.post("/v1/repositories/docker/proxy", json=old_script_body).status_code == 201
+    project = program_copy(tmp_path)
+    with stack(project, "adopt", tmp_path / "state", local_hosts=lab.addresses.all_hosts()) as st:
+        lab.write_stack_file(project, "adopt")
+        set_secrets(st, lab)
+        with pytest.raises(auto.CommandError, match="docker-ghcr already exists in Nexus"):
+            st.up()
+        st.refresh()  # forget the half-finished update's pending operations
+        config = lab.stack_config()["nexus-cutover:repos"]
+        config["docker-ghcr"]["adopt"] = True
+        st.set_config("nexus-cutover:repos", auto.ConfigValue(json.dumps(config)))
+        assert st.up().summary.result == "succeeded"
+        adopted = admin.get("/v1/repositories/docker/proxy/docker-ghcr").json()
+        assert adopted["proxy"]["remoteUrl"] == config["docker-ghcr"]["remoteUrl"]
+        assert adopted["docker"]["forceBasicAuth"] is False
+        assert st.destroy().summary.result == "succeeded"
+    assert admin.get("/v1/repositories/docker/proxy/docker-ghcr").status_code == 200
+    assert admin.get("/v1/repositories/docker/group/docker-group").status_code == 404
+    assert admin.delete("/v1/repositories/docker-ghcr").status_code == 204

@@ -317,3 +317,34 @@ def test_pull_check_fails_with_http_evidence_when_the_group_does_not_serve(provi
     }
     with pytest.raises(RegistryCheckError, match=r"Step 1 check failed[\s\S]*GET /v2/ -> no answer"):
         check.create(inputs)
+
+
+def test_pip_and_apt_repositories_go_through_the_same_lifecycle(connection, admin):
+    provider = RepositoryProvider()
+    proxy = props(
+        connection,
+        {"name": unique("pypi-proxy"), "format": "pypi", "type": "proxy", "remoteUrl": "https://pypi.org"},
+    )
+    group = props(
+        connection,
+        {"name": unique("pypi-group"), "format": "pypi", "type": "group", "members": [proxy["spec"]["name"]]},
+    )
+    apt = props(
+        connection,
+        {
+            "name": unique("apt-debian"),
+            "format": "apt",
+            "type": "proxy",
+            "remoteUrl": "http://deb.debian.org/debian",
+            "distribution": "trixie",
+        },
+    )
+    created = [provider.create(p) for p in (proxy, group, apt)]
+    for inputs, result in zip((proxy, group, apt), created, strict=True):
+        assert provider.diff(result.id, provider.read(result.id, result.outs).outs, inputs).changes is False
+    assert (
+        admin.get(f"/v1/repositories/apt/proxy/{apt['spec']['name']}").json()["apt"]["distribution"]
+        == "trixie"
+    )
+    for inputs, result in zip((group, proxy, apt), (created[1], created[0], created[2]), strict=True):
+        provider.delete(result.id, inputs)
