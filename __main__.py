@@ -7,7 +7,8 @@ the previous stage's checks. Lowering `stage` and running `pulumi up` undoes lat
 import pulumi
 
 from components.nexus_repos import NexusRepos
-from components.settings import STAGES, SettingsError, read_stack_secrets, read_stack_settings
+from components.node_mirrors import NodeMirrors
+from components.settings import NODES_STAGE, STAGES, SettingsError, read_stack_secrets, read_stack_settings
 
 try:
     settings = read_stack_settings()
@@ -25,5 +26,18 @@ pulumi.export(
         "repos": list(step1.repos),
         "checkDigest": step1.check.digest,
         "checkAuthScheme": step1.check.authScheme,
+        "canaryTag": step1.push_check.tag,
     },
 )
+
+# Step 3 — cut over the k3s registry mirror, one node at a time, each verified.
+if settings.stage >= NODES_STAGE:
+    registries = sorted(settings.mirror.legacy_endpoints)
+    step3 = NodeMirrors(
+        "step3",
+        settings,
+        secrets["pullPassword"],
+        step1.canaries(registries),
+        opts=pulumi.ResourceOptions(depends_on=[step1.check, step1.push_check]),
+    )
+    pulumi.export("nodes", step3.summary())

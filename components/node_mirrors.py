@@ -83,11 +83,12 @@ class NodeMirrors(pulumi.ComponentResource):
         self.register_outputs({})
 
     def summary(self) -> dict[str, pulumi.Output[dict[str, Any]]]:
-        """Per node: target, file hash, verified digest, who served it, when."""
+        """Per node: target, file hash, verified digest, who served it, when. The hash is of
+        the file with its password masked: it names the file's version, not a secret."""
         return {
             name: pulumi.Output.all(
                 target=r.target,
-                fileHash=r.fileHash,
+                fileHash=r.contentMasked.apply(model.sha256),
                 verifiedDigest=r.verifiedDigest,
                 servedBy=r.servedBy,
                 verifiedAt=r.verifiedAt,

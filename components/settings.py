@@ -134,6 +134,35 @@ class Repo:
 
 
 @dataclass(frozen=True)
+class Exposure:
+    """Step 2: the docker connectors reachable in the cluster and on every node."""
+
+    namespace: str = "nexus"
+    service: str = "nexus"  # the existing Nexus Service, patched with the connector ports
+    node_port_service: str = "nexus-docker-group-nodeport"
+    selector: Mapping[str, str] = field(default_factory=lambda: {"app": "nexus"})
+    node_port: int = 30083
+    kubeconfig: str = ""  # empty: the ambient kubeconfig
+    render_dir: str = ""  # set: write manifests there instead of talking to a cluster
+
+
+@dataclass(frozen=True)
+class Topology:
+    """Step 4: values repointed in the human-written topology file."""
+
+    path: str = ""
+    edits: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Retirement:
+    """Step 5: where legacy references must be gone before CT113 may be retired."""
+
+    scan_paths: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Settings:
     stage: int
     nexus_url: str
@@ -151,6 +180,9 @@ class Settings:
     push_user: str = "fractalops-ci"
     check_image: str = "library/busybox:latest"
     ssh_identity_file: str = ""
+    exposure: Exposure = field(default_factory=Exposure)
+    topology: Topology = field(default_factory=Topology)
+    retirement: Retirement = field(default_factory=Retirement)
 
     def repo(self, name: str) -> Repo:
         return next(r for r in self.repos if r.name == name)
@@ -354,6 +386,88 @@ def _parse_mirror(problems: _Problems, raw: Any) -> Mirror:
     )
 
 
+NODE_PORT_RANGE = (30000, 32767)
+EXPOSURE_STAGE, BUILD_CACHE_STAGE, RETIRED_STAGE = 2, 4, 5
+DEFAULT_TOPOLOGY_EDITS = {"registry_cache.buildcache_ref": "nexus.nexus.svc:8082/fractalops/buildcache"}
+LEGACY_NAMES = ("CT113",)
+
+
+def _parse_exposure(problems: _Problems, raw: Any, repos: tuple[Repo, ...]) -> Exposure:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        problems.add("exposure", "must be an object (namespace, service, selector, nodePort, ...)")
+        return Exposure()
+    known = {"namespace", "service", "nodePortService", "selector", "nodePort", "kubeconfig", "renderDir"}
+    for extra in sorted(set(raw) - known):
+        problems.add(f"exposure.{extra}", f"unknown key (allowed: {', '.join(sorted(known))})")
+    default = Exposure()
+    node_port = _int_in_range(
+        problems, "exposure.nodePort", raw.get("nodePort", default.node_port), *NODE_PORT_RANGE
+    )
+    connector_ports = {r.spec.get("httpPort") for r in repos if r.spec.get("format") == "docker"}
+    if node_port in connector_ports:
+        problems.add(
+            "exposure.nodePort", f"{node_port} is also a connector port: NodePort and pod ports must differ"
+        )
+    selector = raw.get("selector", default.selector)
+    if (
+        not isinstance(selector, Mapping)
+        or not selector
+        or not all(isinstance(v, str) for v in selector.values())
+    ):
+        problems.add("exposure.selector", "must map pod labels to values, e.g. {app: nexus}")
+        selector = default.selector
+    return Exposure(
+        namespace=_text(problems, "exposure.namespace", raw.get("namespace", default.namespace)),
+        service=_text(problems, "exposure.service", raw.get("service", default.service)),
+        node_port_service=_text(
+            problems, "exposure.nodePortService", raw.get("nodePortService", default.node_port_service)
+        ),
+        selector=dict(selector),
+        node_port=node_port,
+        kubeconfig=raw.get("kubeconfig") or "",
+        render_dir=raw.get("renderDir") or "",
+    )
+
+
+def _parse_topology(problems: _Problems, raw: Any, stage: int) -> Topology:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        problems.add("topology", "must be an object with path and edits")
+        return Topology()
+    path = raw.get("path") or ""
+    if stage >= BUILD_CACHE_STAGE and not (isinstance(path, str) and path.startswith("/")):
+        problems.add(
+            "topology.path",
+            f"{path!r} must be the absolute path of the topology file (stage {stage} edits it)",
+        )
+    edits = {**DEFAULT_TOPOLOGY_EDITS, **(raw.get("edits") or {})}
+    for key, value in edits.items():
+        if not isinstance(value, str | int | bool) or value == "":
+            problems.add(f"topology.edits.{key}", f"{value!r} must be a non-empty string, number or boolean")
+    return Topology(path=path if isinstance(path, str) else "", edits=edits)
+
+
+def _parse_retirement(problems: _Problems, raw: Any, topology: Topology, mirror: Mirror) -> Retirement:
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, Mapping):
+        problems.add("retirement", "must be an object with scanPaths")
+        return Retirement()
+    paths = raw.get("scanPaths", [])
+    if not isinstance(paths, list) or not all(isinstance(p, str) and p.startswith("/") for p in paths):
+        problems.add("retirement.scanPaths", "must be a list of absolute file or folder paths")
+        paths = []
+    if topology.path:
+        paths = [topology.path, *paths]
+    # The legacy host, its endpoints and the container's name: none may be left anywhere.
+    hosts = {urlsplit(url).hostname or "" for url in mirror.legacy_endpoints.values()}
+    patterns = tuple(sorted(hosts - {""})) + LEGACY_NAMES
+    return Retirement(scan_paths=tuple(dict.fromkeys(paths)), patterns=patterns)
+
+
 def _parse_repos(problems: _Problems, raw: Any, preexisting: Any) -> tuple[Repo, ...]:
     """The runbook's repos with the stack's overrides: by name, `enabled: false` drops one."""
     if raw is None:
@@ -409,6 +523,8 @@ def parse_settings(values: Mapping[str, Any]) -> Settings:
         problems, "maxNodeChangesPerUp", values.get("maxNodeChangesPerUp", 1), 1, 1000
     )
     repos = _parse_repos(problems, values.get("repos"), values.get("preexistingRepos", []))
+    topology = _parse_topology(problems, values.get("topology"), stage)
+    mirror = _parse_mirror(problems, values.get("mirror"))
     check_image = values.get("checkImage", "library/busybox:latest")
     if not isinstance(check_image, str) or ":" not in check_image or "://" in check_image:
         problems.add("checkImage", f"{check_image!r} must be repository:tag, e.g. library/busybox:latest")
@@ -421,7 +537,7 @@ def parse_settings(values: Mapping[str, Any]) -> Settings:
         http_timeout=_positive_number(problems, "httpTimeoutSeconds", values.get("httpTimeoutSeconds"), 30.0),
         docker_group_url=group_url if isinstance(group_url, str) else "",
         nodes=_parse_nodes(problems, values.get("nodes"), stage),
-        mirror=_parse_mirror(problems, values.get("mirror")),
+        mirror=mirror,
         max_node_changes_per_up=max_changes,
         repos=repos,
         pull_repo=_repo_of_type(problems, "pullRepo", values.get("pullRepo", "docker-group"), repos, "group"),
@@ -431,6 +547,9 @@ def parse_settings(values: Mapping[str, Any]) -> Settings:
         push_user=_text(problems, "pushUser", values.get("pushUser", "fractalops-ci")),
         check_image=check_image if isinstance(check_image, str) else "",
         ssh_identity_file=values.get("sshIdentityFile") or "",
+        exposure=_parse_exposure(problems, values.get("exposure"), repos),
+        topology=topology,
+        retirement=_parse_retirement(problems, values.get("retirement"), topology, mirror),
     )
     if problems.items:
         raise SettingsError(problems.items)
@@ -456,6 +575,9 @@ CONFIG_KEYS = {
     "pushUser": "str",
     "checkImage": "str",
     "sshIdentityFile": "str",
+    "exposure": "object",
+    "topology": "object",
+    "retirement": "object",
 }
 SECRET_KEYS = ("nexusAdminPassword", "pullPassword", "pushPassword")
 

@@ -10,6 +10,7 @@ node is back, and fails with the node, the step and the evidence.
 from __future__ import annotations
 
 import json
+import secrets
 import sys
 import time
 from collections.abc import Callable, Mapping
@@ -31,6 +32,7 @@ from pulumi.dynamic import (
 from providers.engine import Provider
 from providers.k3s_node import model
 from providers.k3s_node.ssh import NodeError, NodeSession
+from providers.nexus.model import secret_digest
 from providers.registry import Fetch, RegistryCheckError, login, manifest
 
 ORIGINAL_SUFFIX = ".nexus-cutover.original"
@@ -72,14 +74,16 @@ def node_fetch(session: NodeSession, step: str) -> Fetch:
 
 
 def _login(
-    session: NodeSession, step: str, endpoint: str, repository: str, props: Mapping[str, Any]
+    session: NodeSession, step: str, endpoint: str, repository: str, credentials: Mapping[str, Any] | None
 ) -> dict[str, str]:
-    """Headers that authorize pulls from `endpoint`, logging in as the file's user if it has one."""
-    probe, fetch = props.get("probe") or {}, node_fetch(session, step)
-    parsed = model.parse_like_k3s(props["content"])
+    """Headers that authorize pulls from `endpoint` as the node would send them, logging in
+    when `credentials` are given; without them the mirror only has to answer /v2/."""
+    fetch = node_fetch(session, step)
     try:
-        if probe.get("username") and model.endpoint_host(endpoint) in parsed.auth_hosts:
-            return login(fetch, endpoint, repository, "pull", probe["username"], probe["password"])[2]
+        if credentials:
+            return login(
+                fetch, endpoint, repository, "pull", credentials["username"], credentials["password"]
+            )[2]
         status, _, _ = fetch("ping the mirror", f"{endpoint}/v2/", {})
     except RegistryCheckError as err:
         raise NodeError(session.name, step, f"{endpoint}: {err}") from None
@@ -88,6 +92,13 @@ def _login(
             session.name, step, f"{endpoint}/v2/ answered {status} from the node (want 200 or 401)"
         )
     return {}
+
+
+def _credentials_for(endpoint: str, props: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The pull credentials when the new file gives this endpoint some (as k3s would)."""
+    probe = props.get("probe") or {}
+    auth_hosts = model.parse_like_k3s(props["content"]).auth_hosts
+    return probe if probe.get("username") and model.endpoint_host(endpoint) in auth_hosts else None
 
 
 def preflight(session: NodeSession, props: Mapping[str, Any]) -> None:
@@ -103,7 +114,7 @@ def preflight(session: NodeSession, props: Mapping[str, Any]) -> None:
         )
     _, repository, _ = image_parts(props["verifyImage"])
     for endpoint in sorted({e for endpoints in parsed.mirrors.values() for e in endpoints}):
-        _login(session, "pre-flight", endpoint, repository, props)
+        _login(session, "pre-flight", endpoint, repository, _credentials_for(endpoint, props))
 
 
 def restart_and_wait(session: NodeSession, unit: str) -> None:
@@ -161,7 +172,7 @@ def verify_pull(session: NodeSession, props: Mapping[str, Any]) -> dict[str, str
     endpoint = model.parse_like_k3s(props["content"]).mirrors.get(registry, [None])[0]
     if endpoint is None:
         raise NodeError(session.name, "verify", f"the new file mirrors no {registry}: nothing to verify")
-    headers = _login(session, "verify", endpoint, repository, props)
+    headers = _login(session, "verify", endpoint, repository, _credentials_for(endpoint, props))
     try:
         served, _ = manifest(
             node_fetch(session, "verify"), endpoint, repository, tag, headers, f"?ns={registry}"
@@ -432,4 +443,74 @@ class RolloutGuard(Resource):
     ) -> None:
         super().__init__(
             RolloutGuardProvider(), name, {"targets": dict(targets), "maxChanges": max_changes}, opts
+        )
+
+
+# --- Step 2's exposure, as every node sees it -------------------------------------------------
+
+
+class ExposureCheckProvider(Provider):
+    """Passes when the NodePort answers as a registry from every node and lets the pull user
+    in: Step 3 must not start on a node that cannot reach the mirror."""
+
+    watched = ("nodes", "endpoint", "username")
+
+    def _check(self, props: dict[str, Any]) -> dict[str, Any]:
+        failures = []
+        for node in props["nodes"]:
+            try:
+                with NodeSession(node) as session:
+                    credentials = {"username": props["username"], "password": props["password"]}
+                    _login(session, "exposure check", props["endpoint"], "library/busybox", credentials)
+            except NodeError as err:
+                failures.append(str(err))
+        if failures:
+            listed = "\n  ".join(failures)
+            raise RuntimeError(
+                f"exposure check: {props['endpoint']} is not usable from every node:\n  {listed}"
+            )
+        salt = props.get("salt") or secrets.token_hex(16)
+        return {**props, "ok": True, "salt": salt, "passwordDigest": secret_digest(salt, props["password"])}
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        changed = any(olds.get(k) != news.get(k) for k in self.watched)
+        digest = secret_digest(olds.get("salt", ""), news.get("password", ""))
+        return DiffResult(changes=changed or not olds.get("ok") or digest != olds.get("passwordDigest"))
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        return CreateResult(id_="exposure-check", outs=self._check(props))
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        return UpdateResult(outs=self._check({**news, "salt": olds.get("salt")}))
+
+    def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        try:
+            return ReadResult(id_, self._check(props))
+        except RuntimeError as err:
+            note(str(err))
+            return ReadResult(id_, {**props, "ok": False})
+
+
+class ExposureCheck(Resource):
+    def __init__(
+        self,
+        name: str,
+        nodes: list[Mapping[str, Any]],
+        endpoint: str,
+        username: str,
+        password: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ) -> None:
+        props = {
+            "nodes": nodes,
+            "endpoint": endpoint,
+            "username": username,
+            "password": pulumi.Output.secret(password),
+            "ok": None,
+            "salt": None,
+            "passwordDigest": None,
+        }
+        secret_outs = pulumi.ResourceOptions(additional_secret_outputs=["salt", "passwordDigest"])
+        super().__init__(
+            ExposureCheckProvider(), name, props, pulumi.ResourceOptions.merge(secret_outs, opts)
         )

@@ -3,7 +3,12 @@
 Parts (all on loopback, lab N in 127.N.0.0/16, see addresses.py):
 - upstream registries standing in for registry-1.docker.io and ghcr.io: real Debian
   `docker-registry` processes, seeded with small images;
-- the Nexus double (REST API + docker connectors), held to Sonatype's API models.
+- the legacy cache CT113: `docker-registry` in pull-through mode for docker.io (:5000) and
+  ghcr.io (:5002), and a plain one as the build cache (:5001);
+- the Nexus double (REST API + docker connectors), held to Sonatype's API models;
+- the NodePort: a TCP forwarder :30083 -> the double's docker-group connector :8083;
+- six k3s nodes: real sshd servers over node roots with k3s/containerd stand-ins
+  (nodes.py), each starting with a hand-written registries.yaml on the legacy cache.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +25,8 @@ import yaml
 
 from tests.homelab.addresses import LabAddresses
 from tests.homelab.nexus_double import NexusDoubleProcess
+from tests.homelab.nodes import HomelabNode, ensure_client_key, start_nodes, stop_lab_nodes
+from tests.homelab.processes import ManagedProcess
 from tests.homelab.registries import (
     DOCKERHUB_IMAGES,
     GHCR_IMAGES,
@@ -27,7 +35,26 @@ from tests.homelab.registries import (
 )
 
 REGISTRY_PORT = 5000
+NODE_PORT = 30083
 SECRET_NAMES = ("nexusAdminPassword", "pullPassword", "pushPassword", "passphrase")
+# The runbook's nodes: (name, container id, role). Workers run k3s-agent.
+NODES = (
+    ("pve-worker0", 112, "agent"),
+    ("pve-worker1", 143, "agent"),
+    ("pve-worker2", 129, "agent"),
+    ("pve-worker3", 145, "agent"),
+    ("pve1", 141, "server"),
+    ("pve2", 146, "server"),
+)
+# What the nodes had before the cutover: written by hand, comments and all.
+LEGACY_REGISTRIES_YAML = """\
+# k3s registry mirrors -> registry-cache CT113 (installed by install_registry_cache.sh)
+mirrors:
+  docker.io:
+    endpoint: ["http://{legacy}:5000"]
+  ghcr.io:
+    endpoint: ["http://{legacy}:5002"]
+"""
 
 
 def write_private(path: Path, text: str) -> None:
@@ -87,6 +114,44 @@ class Homelab:
             self.addresses.nexus, self.root / "nexus", self.secrets()["nexusAdminPassword"]
         )
 
+    def _legacy_cache(self) -> list[RegistryServer]:
+        legacy, upstreams = self.addresses.legacy_cache, self._upstreams()
+        return [
+            RegistryServer(
+                "legacy-dockerhub",
+                legacy,
+                5000,
+                self.root / "legacy-dockerhub",
+                upstreams["dockerhub"][0].url,
+            ),
+            RegistryServer("legacy-buildcache", legacy, 5001, self.root / "legacy-buildcache"),
+            RegistryServer("legacy-ghcr", legacy, 5002, self.root / "legacy-ghcr", upstreams["ghcr"][0].url),
+        ]
+
+    def _node_port(self) -> ManagedProcess:
+        listen = f"{self.addresses.node_port}:{NODE_PORT}"
+        to = f"{self.addresses.nexus}:8083"
+        return ManagedProcess(
+            "node-port",
+            self.root / "node-port",
+            [sys.executable, "-m", "tests.homelab.forwarder", "--listen", listen, "--to", to],
+            ready=(self.addresses.node_port, NODE_PORT),
+        )
+
+    def nodes(self) -> list[HomelabNode]:
+        upstreams = {
+            "docker.io": self._upstreams()["dockerhub"][0].url,
+            "ghcr.io": self._upstreams()["ghcr"][0].url,
+        }
+        return [
+            HomelabNode(name, vmid, self.addresses.node(i), role, self.root, upstreams)
+            for i, (name, vmid, role) in enumerate(NODES)
+        ]
+
+    @property
+    def legacy_registries_yaml(self) -> str:
+        return LEGACY_REGISTRIES_YAML.format(legacy=self.addresses.legacy_cache)
+
     def up(self) -> dict[str, str]:
         """Start every part; returns the digests of the seeded upstream images."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -94,19 +159,31 @@ class Homelab:
         for registry, images in self._upstreams().values():
             registry.start()
             digests.update(seed_images(registry.url, images))
+        for registry in self._legacy_cache():
+            registry.start()
         self.nexus().start()
+        self._node_port().start()
+        ensure_client_key(self.root)
+        for node in self.nodes():
+            node.prepare()
+            if not node.registries_yaml.exists():
+                node.write_text("/etc/rancher/k3s/registries.yaml", self.legacy_registries_yaml, 0o600)
+        start_nodes(self.nodes())
         (self.root / "digests.json").write_text(json.dumps(digests, indent=2))
         return digests
 
     def down(self) -> None:
         """Stop every part this homelab started (also from another process)."""
+        stop_lab_nodes(self.root)
+        self._node_port().stop()
         NexusDoubleProcess.stop_pidfile(self.root / "nexus")
-        for registry, _ in self._upstreams().values():
+        for registry in [*self._legacy_cache(), *(r for r, _ in self._upstreams().values())]:
             RegistryServer.stop_from_pid_file(registry.state_dir)
 
-    def stack_config(self, stage: int = 1) -> dict[str, Any]:
+    def stack_config(self, stage: int = 1, targets: dict[str, str] | None = None) -> dict[str, Any]:
         """Plain (non-secret) settings of a stack that targets this homelab."""
-        upstreams = self._upstreams()
+        upstreams, legacy = self._upstreams(), self.addresses.legacy_cache
+        targets = targets or {}
         return {
             "nexus-cutover:stage": stage,
             "nexus-cutover:nexusUrl": self.nexus_url,
@@ -118,10 +195,29 @@ class Homelab:
                 "docker-dockerhub": {"remoteUrl": upstreams["dockerhub"][0].url},
                 "docker-ghcr": {"remoteUrl": upstreams["ghcr"][0].url},
             },
+            "nexus-cutover:sshIdentityFile": str(ensure_client_key(self.root)),
+            "nexus-cutover:mirror": {
+                "nexusEndpoint": f"http://{self.addresses.node_port}:{NODE_PORT}",
+                "legacyEndpoints": {"docker.io": f"http://{legacy}:5000", "ghcr.io": f"http://{legacy}:5002"},
+            },
+            "nexus-cutover:nodes": [
+                {
+                    "name": node.name,
+                    "id": node.vmid,
+                    "host": node.address,
+                    "hostKey": node.host_key_line,
+                    "role": node.role,
+                    "target": targets.get(node.name, "legacy"),
+                    "timeouts": {"connect": 5, "command": 20, "restart": 20, "pull": 30},
+                }
+                for node in self.nodes()
+            ],
         }
 
-    def write_stack_file(self, project_dir: Path, stack: str, stage: int = 1) -> Path:
+    def write_stack_file(
+        self, project_dir: Path, stack: str, stage: int = 1, targets: dict[str, str] | None = None
+    ) -> Path:
         """Pulumi.<stack>.yaml with the plain settings; secrets are set through the engine."""
         path = project_dir / f"Pulumi.{stack}.yaml"
-        path.write_text(yaml.safe_dump({"config": self.stack_config(stage)}, sort_keys=False))
+        path.write_text(yaml.safe_dump({"config": self.stack_config(stage, targets)}, sort_keys=False))
         return path

@@ -1,0 +1,219 @@
+"""Step 3 through the real engine on the homelab: six real sshd nodes with k3s stand-ins."""
+
+import json
+import re
+import statistics
+import time
+from collections.abc import Iterator
+
+import pytest
+from pulumi import automation as auto
+
+from providers.k3s_node import model
+from tests.engine.harness import program_copy, stack, state_at_rest
+from tests.homelab.lab import NODES, Homelab
+
+pytestmark = pytest.mark.engine
+
+NODES_LAB = 24
+NAMES = [name for name, _, _ in NODES]
+SECRET_KEYS = ("nexusAdminPassword", "pullPassword", "pushPassword")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory) -> Iterator[Homelab]:
+    homelab = Homelab(tmp_path_factory.mktemp("nodes-lab"), NODES_LAB)
+    try:
+        homelab.up()
+        yield homelab
+    finally:
+        homelab.down()
+
+
+@pytest.fixture
+def cutover(lab, tmp_path) -> Iterator[auto.Stack]:
+    """A stack at stage 3 with every node on legacy, applied; destroyed afterwards."""
+    project = program_copy(tmp_path)
+    with stack(project, "nodes", tmp_path / "state", local_hosts=lab.addresses.all_hosts()) as st:
+        lab.write_stack_file(project, "nodes", stage=3)
+        for key in SECRET_KEYS:
+            st.set_config(f"nexus-cutover:{key}", auto.ConfigValue(lab.secrets()[key], secret=True))
+        st.up()
+        st.tmp_path = tmp_path  # type: ignore[attr-defined]
+        yield st
+        for node in lab.nodes():
+            node.clear_faults()
+        st.destroy()
+
+
+def set_targets(st: auto.Stack, lab: Homelab, targets: dict[str, str], **node_overrides) -> None:
+    nodes = lab.stack_config(3, targets)["nexus-cutover:nodes"]
+    for node in nodes:
+        node.update(node_overrides.get(node["name"], {}))
+    st.set_config("nexus-cutover:nodes", auto.ConfigValue(json.dumps(nodes)))
+
+
+def render(lab: Homelab, target: str) -> str:
+    mirror = lab.stack_config()["nexus-cutover:mirror"]
+    return model.render(
+        target,
+        mirror["legacyEndpoints"],
+        mirror["nexusEndpoint"],
+        "shim-puller",
+        lab.secrets()["pullPassword"],
+    )
+
+
+def files(lab: Homelab) -> dict[str, str]:
+    return {node.name: node.registries_yaml.read_text() for node in lab.nodes()}
+
+
+def restarts(lab: Homelab) -> dict[str, int]:
+    return {node.name: node.k3s_log().count("Using private registry config file") for node in lab.nodes()}
+
+
+def test_canary_then_one_node_per_up_rollback_and_destroy(lab, tmp_path):
+    originals = files(lab)
+    project = program_copy(tmp_path)
+    with stack(project, "cutover", tmp_path / "state", local_hosts=lab.addresses.all_hosts()) as st:
+        lab.write_stack_file(project, "cutover", stage=3)
+        for key in SECRET_KEYS:
+            st.set_config(f"nexus-cutover:{key}", auto.ConfigValue(lab.secrets()[key], secret=True))
+        before = restarts(lab)
+        assert st.up().summary.result == "succeeded"
+        # Same mirrors as the hand-written files: rewritten in canonical form, no restart.
+        assert files(lab) == dict.fromkeys(NAMES, render(lab, "legacy"))
+        assert restarts(lab) == before
+
+        targets: dict[str, str] = {}
+        per_node: dict[str, float] = {}
+        cutover_started = time.monotonic()
+        for name in NAMES:  # the canary first, then the rest, one per up
+            targets[name] = "nexus"
+            set_targets(st, lab, targets)
+            preview = st.preview(diff=True)
+            assert preview.change_summary.get("update") == 2  # the node and the rollout guard
+            assert "********" in preview.stdout and lab.secrets()["pullPassword"] not in preview.stdout
+            started = time.monotonic()
+            up = st.up()
+            per_node[name] = time.monotonic() - started
+            assert up.summary.result == "succeeded"
+            node = next(n for n in lab.nodes() if n.name == name)
+            assert node.registries_yaml.read_text() == render(lab, "nexus")
+            summary = up.outputs["nodes"].value[name]
+            assert summary["target"] == "nexus" and "canaries pulled: 2" in summary["servedBy"]
+            assert summary["verifiedDigest"].startswith("sha256:")
+            canary = [e for e in node.pull_log() if "nexus-cutover/canary" in e["image"]]
+            assert canary and all(e["via"] == "mirror" for e in canary)
+        total = time.monotonic() - cutover_started
+        assert files(lab) == dict.fromkeys(NAMES, render(lab, "nexus"))
+        assert set(st.preview().change_summary) == {"same"}
+
+        # Two nodes at once is refused at preview by the canary rule; nothing changes.
+        set_targets(st, lab, {**targets, "pve1": "legacy", "pve2": "legacy"})
+        with pytest.raises(auto.CommandError, match="2 nodes would change target in this update"):
+            st.up()
+        assert files(lab) == dict.fromkeys(NAMES, render(lab, "nexus"))
+
+        # Roll one node back by config: the legacy file byte for byte, pulls via CT113.
+        set_targets(st, lab, {**targets, "pve2": "legacy"})
+        assert st.up().summary.result == "succeeded"
+        pve2 = next(n for n in lab.nodes() if n.name == "pve2")
+        assert pve2.registries_yaml.read_text() == render(lab, "legacy")
+        last = pve2.pull_log()[-1]
+        assert last["via"] == "mirror" and last["served_by"].startswith(lab.addresses.legacy_cache)
+        set_targets(st, lab, targets)
+        assert st.up().summary.result == "succeeded"
+
+        # A hand edit shows as drift after refresh, and the next up puts the file back.
+        worker = next(n for n in lab.nodes() if n.name == "pve-worker3")
+        worker.write_text(
+            "/etc/rancher/k3s/registries.yaml", render(lab, "nexus") + "# edited by hand\n", 0o600
+        )
+        st.refresh()
+        assert st.preview().change_summary.get("update") == 1
+        assert st.up().summary.result == "succeeded"
+        assert worker.registries_yaml.read_text() == render(lab, "nexus")
+
+        assert lab.secrets()["pullPassword"] not in state_at_rest(tmp_path / "state")
+        assert st.destroy().summary.result == "succeeded"
+    assert files(lab) == originals  # every node has exactly the file it had before
+    print(
+        f"\n6-node cutover: total {total:.1f}s; per node median {statistics.median(per_node.values()):.1f}s "
+        f"(min {min(per_node.values()):.1f}s, max {max(per_node.values()):.1f}s)"
+    )
+
+
+# Each fires once: the restore that follows must succeed, as it does when the new file
+# (not the node) was the problem.
+FAULTS = [
+    ("restart-fails", {"once": True}, "restart"),
+    ("pull-fails", True, "verify"),
+    ("ssh-drop", True, "restart"),
+    ("restart-hangs", {"once": 30}, "restart"),
+]
+
+
+@pytest.mark.parametrize(("fault", "value", "step"), FAULTS, ids=[f[0] for f in FAULTS])
+def test_fault_after_the_write_restores_the_node_and_stops_the_chain(lab, cutover, fault, value, step):
+    before, k3s_before = files(lab), restarts(lab)
+    canary = next(n for n in lab.nodes() if n.name == "pve-worker0")
+    canary.set_fault(fault, value)
+    set_targets(
+        cutover,
+        lab,
+        {"pve-worker0": "nexus"},
+        **{"pve-worker0": {"timeouts": {"connect": 5, "command": 20, "restart": 5, "pull": 20}}},
+    )
+    started = time.monotonic()
+    with pytest.raises(auto.CommandError) as failed:
+        cutover.up()
+    took = time.monotonic() - started
+    canary.clear_faults()
+    message = str(failed.value)
+    assert f"node pve-worker0: {step}" in message
+    assert "restored byte for byte" in message
+    assert files(lab) == before  # the canary as before, later nodes untouched
+    later = {n: c for n, c in restarts(lab).items() if n != "pve-worker0"}
+    assert later == {n: c for n, c in k3s_before.items() if n != "pve-worker0"}
+    restored = re.search(r"active again \(([\d.]+)s\)", message)
+    print(f"\n{fault}: up failed after {took:.1f}s; restore took {restored.group(1) if restored else '?'}s")
+    # With the fault gone, the same change goes through.
+    assert cutover.up().summary.result == "succeeded"
+    assert canary.registries_yaml.read_text() == render(lab, "nexus")
+
+
+def test_mirror_unreachable_from_the_node_fails_preflight_and_touches_nothing(lab, cutover):
+    before, k3s_before = files(lab), restarts(lab)
+    canary = next(n for n in lab.nodes() if n.name == "pve-worker0")
+    canary.set_fault("mirror-unreachable", [f"{lab.addresses.node_port}:30083"])
+    set_targets(cutover, lab, {"pve-worker0": "nexus"})
+    with pytest.raises(
+        auto.CommandError, match=r"node pve-worker0: pre-flight: .*30083 is not reachable from the node"
+    ):
+        cutover.up()
+    canary.clear_faults()
+    assert files(lab) == before and restarts(lab) == k3s_before
+
+
+def test_pull_served_only_by_fallback_is_a_failed_verification(lab, cutover):
+    nexus = lab.nexus()
+    before = files(lab)
+    # The group stops serving the canary: containerd falls back to the upstream, which has none.
+    nexus.add_fault(r"^/v2/nexus-cutover/canary/manifests/.*", "status", status=404, port=8083)
+    set_targets(cutover, lab, {"pve-worker0": "nexus"})
+    try:
+        with pytest.raises(auto.CommandError, match=r"exists only in Nexus, yet the node could not pull it"):
+            cutover.up()
+    finally:
+        nexus.clear_faults()
+    assert files(lab) == before
+
+
+def test_changed_host_key_is_refused_and_nothing_is_written(lab, cutover):
+    before = files(lab)
+    other_key = next(n for n in lab.nodes() if n.name == "pve1").host_key_line
+    set_targets(cutover, lab, {"pve-worker0": "nexus"}, **{"pve-worker0": {"hostKey": other_key}})
+    with pytest.raises(auto.CommandError, match=r"node pve-worker0: connect: .* different host key"):
+        cutover.up()
+    assert files(lab) == before
