@@ -40,6 +40,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 
 toolchain:
 	@bash tools/setup-toolchain.sh
+	@bash tools/setup-kube.sh
 
 lint: venv
 	ruff check .

@@ -1,8 +1,10 @@
 """Runbook Step 2: expose docker-group on every node (NodePort 30083 -> 8083).
 
-pulumi-kubernetes owns two objects: the connector ports (8082 docker-internal for the
-build cache, 8083 docker-group) added to the existing Nexus Service by a server-side-apply
-patch that removes only its own fields when undone, and a NodePort Service for the group.
+pulumi-kubernetes owns two Services beside the platform's own `nexus` Service (8081),
+which it leaves alone: a ClusterIP Service with the connector ports (8082 docker-internal
+for the build cache, 8083 docker-group) and a NodePort Service for the group. (Patching
+ports into `nexus` instead would fight its owner, the platform manifests, and
+pulumi-kubernetes 4.25 diffs patched lists by index: a change on every preview.)
 Then, from every node, the NodePort must answer as a registry before any node changes.
 """
 
@@ -16,8 +18,6 @@ import pulumi_kubernetes as k8s
 from components.node_mirrors import node_input
 from components.settings import Settings
 from providers.k3s_node.provider import ExposureCheck
-
-FIELD_MANAGER = "nexus-cutover"
 
 
 class Exposure(pulumi.ComponentResource):
@@ -39,44 +39,31 @@ class Exposure(pulumi.ComponentResource):
             provider_args["kubeconfig"] = exposure.kubeconfig
         self.provider = k8s.Provider("kubernetes", opts=pulumi.ResourceOptions(parent=self), **provider_args)
         on_cluster = pulumi.ResourceOptions(parent=self, provider=self.provider)
-        metadata = {
-            "namespace": exposure.namespace,
-            "annotations": {"pulumi.com/patchFieldManager": FIELD_MANAGER},
-        }
+        # A Service's only dependents are endpoint slices, which their controller removes:
+        # deleting in the background saves waiting on them (and works without controllers).
+        annotations = {"pulumi.com/deletionPropagationPolicy": "background"}
+        if exposure.skip_await:
+            annotations["pulumi.com/skipAwait"] = "true"
 
-        self.connector_ports = k8s.core.v1.ServicePatch(
-            "connector-ports",
-            metadata={**metadata, "name": exposure.service},
-            spec={
-                "ports": [
-                    {
-                        "name": "docker-internal",
-                        "port": hosted_port,
-                        "targetPort": hosted_port,
-                        "protocol": "TCP",
-                    },
-                    {"name": "docker-group", "port": group_port, "targetPort": group_port, "protocol": "TCP"},
-                ]
-            },
-            opts=on_cluster,
+        def service(name: str, kind: str, ports: list[dict[str, Any]]) -> k8s.core.v1.Service:
+            metadata = {"namespace": exposure.namespace, "name": name, "annotations": annotations}
+            spec = {"type": kind, "selector": dict(exposure.selector), "ports": ports}
+            return k8s.core.v1.Service(name, metadata=metadata, spec=spec, opts=on_cluster)
+
+        def port(name: str, number: int, **extra: int) -> dict[str, Any]:
+            return {"name": name, "port": number, "targetPort": number, "protocol": "TCP", **extra}
+
+        # In the cluster: docker-internal for CI's build cache, and the group.
+        self.connector_ports = service(
+            exposure.connector_service,
+            "ClusterIP",
+            [port(settings.push_repo, hosted_port), port(settings.pull_repo, group_port)],
         )
-        self.node_port = k8s.core.v1.Service(
-            "node-port",
-            metadata={"namespace": exposure.namespace, "name": exposure.node_port_service},
-            spec={
-                "type": "NodePort",
-                "selector": dict(exposure.selector),
-                "ports": [
-                    {
-                        "name": "docker-group",
-                        "port": group_port,
-                        "targetPort": group_port,
-                        "nodePort": exposure.node_port,
-                        "protocol": "TCP",
-                    }
-                ],
-            },
-            opts=on_cluster,
+        # On every node: the group at the NodePort the nodes' registries.yaml names.
+        self.node_port = service(
+            exposure.node_port_service,
+            "NodePort",
+            [port(settings.pull_repo, group_port, nodePort=exposure.node_port)],
         )
         checked: list[pulumi.Resource] = [self.connector_ports, self.node_port]
         self.check: ExposureCheck | None = None

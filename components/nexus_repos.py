@@ -151,3 +151,19 @@ def with_port(url: str, port: int) -> str:
     """`url` (scheme://host[:port]) on another port: connectors share the Nexus host."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.hostname}:{port}"
+
+
+def package_mirrors(settings: Settings) -> dict[str, str]:
+    """What pip/uv and apt clients put in their settings to use the pypi and apt repos."""
+    base = settings.nexus_url.rstrip("/")
+    mirrors: dict[str, str] = {}
+    for repo in settings.repos:
+        spec = repo.spec
+        if spec["format"] == "pypi" and spec["type"] == "group":
+            index = f"{base}/repository/{repo.name}/simple/"
+            mirrors[f"{repo.name} (pip)"] = f"pip config set global.index-url {index}"
+            mirrors[f"{repo.name} (uv)"] = f"UV_DEFAULT_INDEX={index}"
+        if spec["format"] == "apt":
+            line = f"deb {base}/repository/{repo.name}/ {spec['distribution']} main"
+            mirrors[f"{repo.name} (apt)"] = line
+    return mirrors

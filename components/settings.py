@@ -31,7 +31,8 @@ STAGES = {
     5: "retired: legacy cache CT113 retirement guard",
 }
 
-NODES_STAGE = 3  # from this stage on the nodes are changed, so they must be configured
+# Each stage's resources exist only from that stage on and depend on the previous stage's checks.
+EXPOSURE_STAGE, NODES_STAGE, BUILD_CACHE_STAGE, RETIRED_STAGE = 2, 3, 4, 5
 ROLES_TO_UNITS = {"server": "k3s", "agent": "k3s-agent"}
 TARGETS = ("legacy", "nexus")
 HOST_KEY_TYPES = (
@@ -72,6 +73,25 @@ DEFAULT_REPOS: tuple[dict[str, Any], ...] = (
         "type": "group",
         "httpPort": 8083,
         "members": ["docker-internal", "docker-dockerhub", "docker-ghcr"],
+    },
+    # The runbook's "later" bullets: pip and apt caches move to the same Nexus.
+    {"name": "pypi-proxy", "format": "pypi", "type": "proxy", "remoteUrl": "https://pypi.org"},
+    {"name": "pypi-group", "format": "pypi", "type": "group", "members": ["pypi-proxy"]},
+    {
+        "name": "apt-debian",
+        "format": "apt",
+        "type": "proxy",
+        "remoteUrl": "http://deb.debian.org/debian",
+        "distribution": "trixie",
+    },
+    # Only when some image pulls from Ubuntu mirrors: `repos: {apt-ubuntu: {enabled: true}}`.
+    {
+        "name": "apt-ubuntu",
+        "format": "apt",
+        "type": "proxy",
+        "remoteUrl": "http://archive.ubuntu.com/ubuntu",
+        "distribution": "noble",
+        "enabled": False,
     },
 )
 REPO_OPTIONS = ("adopt", "deleteAdopted", "enabled")
@@ -138,12 +158,15 @@ class Exposure:
     """Step 2: the docker connectors reachable in the cluster and on every node."""
 
     namespace: str = "nexus"
-    service: str = "nexus"  # the existing Nexus Service, patched with the connector ports
+    # The connectors' in-cluster Service (8082 for the build cache, 8083), owned by this
+    # program; the platform's own `nexus` Service (8081) is left alone.
+    connector_service: str = "nexus-docker"
     node_port_service: str = "nexus-docker-group-nodeport"
     selector: Mapping[str, str] = field(default_factory=lambda: {"app": "nexus"})
     node_port: int = 30083
     kubeconfig: str = ""  # empty: the ambient kubeconfig
     render_dir: str = ""  # set: write manifests there instead of talking to a cluster
+    skip_await: bool = False  # don't wait for the Services' endpoints (no controllers)
 
 
 @dataclass(frozen=True)
@@ -387,8 +410,7 @@ def _parse_mirror(problems: _Problems, raw: Any) -> Mirror:
 
 
 NODE_PORT_RANGE = (30000, 32767)
-EXPOSURE_STAGE, BUILD_CACHE_STAGE, RETIRED_STAGE = 2, 4, 5
-DEFAULT_TOPOLOGY_EDITS = {"registry_cache.buildcache_ref": "nexus.nexus.svc:8082/fractalops/buildcache"}
+BUILD_CACHE_PATH = "fractalops/buildcache"
 LEGACY_NAMES = ("CT113",)
 
 
@@ -396,9 +418,10 @@ def _parse_exposure(problems: _Problems, raw: Any, repos: tuple[Repo, ...]) -> E
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
-        problems.add("exposure", "must be an object (namespace, service, selector, nodePort, ...)")
+        problems.add("exposure", "must be an object (namespace, connectorService, selector, nodePort, ...)")
         return Exposure()
-    known = {"namespace", "service", "nodePortService", "selector", "nodePort", "kubeconfig", "renderDir"}
+    known = {"namespace", "connectorService", "nodePortService", "selector", "nodePort", "kubeconfig"}
+    known |= {"renderDir", "skipAwait"}
     for extra in sorted(set(raw) - known):
         problems.add(f"exposure.{extra}", f"unknown key (allowed: {', '.join(sorted(known))})")
     default = Exposure()
@@ -420,7 +443,9 @@ def _parse_exposure(problems: _Problems, raw: Any, repos: tuple[Repo, ...]) -> E
         selector = default.selector
     return Exposure(
         namespace=_text(problems, "exposure.namespace", raw.get("namespace", default.namespace)),
-        service=_text(problems, "exposure.service", raw.get("service", default.service)),
+        connector_service=_text(
+            problems, "exposure.connectorService", raw.get("connectorService", default.connector_service)
+        ),
         node_port_service=_text(
             problems, "exposure.nodePortService", raw.get("nodePortService", default.node_port_service)
         ),
@@ -428,10 +453,11 @@ def _parse_exposure(problems: _Problems, raw: Any, repos: tuple[Repo, ...]) -> E
         node_port=node_port,
         kubeconfig=raw.get("kubeconfig") or "",
         render_dir=raw.get("renderDir") or "",
+        skip_await=raw.get("skipAwait") is True,
     )
 
 
-def _parse_topology(problems: _Problems, raw: Any, stage: int) -> Topology:
+def _parse_topology(problems: _Problems, raw: Any, stage: int, build_cache: str) -> Topology:
     if raw is None:
         raw = {}
     if not isinstance(raw, Mapping):
@@ -443,7 +469,7 @@ def _parse_topology(problems: _Problems, raw: Any, stage: int) -> Topology:
             "topology.path",
             f"{path!r} must be the absolute path of the topology file (stage {stage} edits it)",
         )
-    edits = {**DEFAULT_TOPOLOGY_EDITS, **(raw.get("edits") or {})}
+    edits = {"registry_cache.buildcache_ref": build_cache, **(raw.get("edits") or {})}
     for key, value in edits.items():
         if not isinstance(value, str | int | bool) or value == "":
             problems.add(f"topology.edits.{key}", f"{value!r} must be a non-empty string, number or boolean")
@@ -523,7 +549,15 @@ def parse_settings(values: Mapping[str, Any]) -> Settings:
         problems, "maxNodeChangesPerUp", values.get("maxNodeChangesPerUp", 1), 1, 1000
     )
     repos = _parse_repos(problems, values.get("repos"), values.get("preexistingRepos", []))
-    topology = _parse_topology(problems, values.get("topology"), stage)
+    push_repo = _repo_of_type(
+        problems, "pushRepo", values.get("pushRepo", "docker-internal"), repos, "hosted"
+    )
+    exposure = _parse_exposure(problems, values.get("exposure"), repos)
+    # The push repo through the connector Service, as CI reaches it in the cluster.
+    push_port = next((r.spec.get("httpPort") for r in repos if r.name == push_repo), None)
+    service_host = f"{exposure.connector_service}.{exposure.namespace}.svc"
+    build_cache = f"{service_host}:{push_port}/{BUILD_CACHE_PATH}"
+    topology = _parse_topology(problems, values.get("topology"), stage, build_cache)
     mirror = _parse_mirror(problems, values.get("mirror"))
     check_image = values.get("checkImage", "library/busybox:latest")
     if not isinstance(check_image, str) or ":" not in check_image or "://" in check_image:
@@ -541,16 +575,22 @@ def parse_settings(values: Mapping[str, Any]) -> Settings:
         max_node_changes_per_up=max_changes,
         repos=repos,
         pull_repo=_repo_of_type(problems, "pullRepo", values.get("pullRepo", "docker-group"), repos, "group"),
-        push_repo=_repo_of_type(
-            problems, "pushRepo", values.get("pushRepo", "docker-internal"), repos, "hosted"
-        ),
+        push_repo=push_repo,
         push_user=_text(problems, "pushUser", values.get("pushUser", "fractalops-ci")),
         check_image=check_image if isinstance(check_image, str) else "",
         ssh_identity_file=values.get("sshIdentityFile") or "",
-        exposure=_parse_exposure(problems, values.get("exposure"), repos),
+        exposure=exposure,
         topology=topology,
         retirement=_parse_retirement(problems, values.get("retirement"), topology, mirror),
     )
+    if stage >= RETIRED_STAGE:
+        for node in settings.nodes:
+            if node.target != "nexus":
+                problems.add(
+                    "stage",
+                    f"{stage} retires the legacy cache, but node {node.name} still targets {node.target}: "
+                    "move every node to nexus (stage 3) first",
+                )
     if problems.items:
         raise SettingsError(problems.items)
     return settings

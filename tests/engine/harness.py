@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from pulumi import automation as auto
 
@@ -119,3 +121,9 @@ def state_at_rest(state_dir: Path) -> str:
     """Every file the file backend keeps (checkpoints, history, backups), as one text."""
     backend = state_dir / "backend"
     return "\n".join(p.read_text(errors="replace") for p in sorted(backend.rglob("*")) if p.is_file())
+
+
+def set_settings(st: auto.Stack, settings: Mapping[str, Any]) -> None:
+    """Plain stack settings (as `Homelab.stack_config` gives them), objects as JSON."""
+    for key, value in settings.items():
+        st.set_config(key, auto.ConfigValue(value if isinstance(value, str) else json.dumps(value)))

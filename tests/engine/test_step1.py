@@ -64,8 +64,9 @@ def test_stage1_lifecycle_through_the_engine(lab, admin, tmp_path):
         set_secrets(st, lab)
 
         preview = st.preview()
-        # stack, component, readiness, realms, 4 repos, 2 roles, 2 users, pull and push checks
-        assert preview.change_summary == {"create": 14}
+        # stack, component, readiness, realms, 7 repos (4 docker, 2 pypi, apt-debian),
+        # 2 roles, 2 users, pull and push checks
+        assert preview.change_summary == {"create": 17}
 
         up = st.up()
         assert up.summary.result == "succeeded"

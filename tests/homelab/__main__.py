@@ -35,6 +35,7 @@ def environment(lab: Homelab) -> dict[str, str]:
         "PULUMI_PYTHON_CMD": str(VENV_PYTHON),
         "NO_PROXY": no_proxy,
         "no_proxy": no_proxy,
+        "KUBECONFIG": str(lab.kube().kubeconfig_path),
         "HOMELAB_NEXUS_URL": lab.nexus_url,
         "HOMELAB_DOCKER_GROUP_URL": lab.docker_group_url,
         "HOMELAB_UPSTREAM_DOCKERHUB": f"http://{lab.addresses.upstream_dockerhub}:5000",

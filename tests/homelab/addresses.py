@@ -45,11 +45,17 @@ class LabAddresses:
         """Where the nodes reach the NodePort (kube-proxy stand-in on :30083)."""
         return self._ip(0, 5)
 
+    @property
+    def kube_api(self) -> str:
+        """Kubernetes API server (kube-apiserver :6443, its etcd :2379/:2380); see kube.py."""
+        return self._ip(0, 6)
+
     def node(self, index: int) -> str:
         """SSH address (:22) of the index-th node (0-based)."""
         return self._ip(1, 10 + index)
 
     def all_hosts(self, nodes: int = 6) -> list[str]:
         """Every address of the lab: for NO_PROXY lists, which take addresses, not ranges."""
-        parts = [self.nexus, self.upstream_dockerhub, self.upstream_ghcr, self.legacy_cache, self.node_port]
+        parts = [self.nexus, self.upstream_dockerhub, self.upstream_ghcr, self.legacy_cache]
+        parts += [self.node_port, self.kube_api]
         return parts + [self.node(i) for i in range(nodes)]

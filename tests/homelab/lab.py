@@ -6,7 +6,9 @@ Parts (all on loopback, lab N in 127.N.0.0/16, see addresses.py):
 - the legacy cache CT113: `docker-registry` in pull-through mode for docker.io (:5000) and
   ghcr.io (:5002), and a plain one as the build cache (:5001);
 - the Nexus double (REST API + docker connectors), held to Sonatype's API models;
-- the NodePort: a TCP forwarder :30083 -> the double's docker-group connector :8083;
+- the cluster's API server: real kube-apiserver + etcd (kube.py), where Step 2 applies the
+  NodePort Service; no kubelet or kube-proxy runs, so
+- the NodePort itself is a TCP forwarder :30083 -> the double's docker-group connector :8083;
 - six k3s nodes: real sshd servers over node roots with k3s/containerd stand-ins
   (nodes.py), each starting with a hand-written registries.yaml on the legacy cache.
 """
@@ -24,6 +26,7 @@ from typing import Any
 import yaml
 
 from tests.homelab.addresses import LabAddresses
+from tests.homelab.kube import KubeApiServer
 from tests.homelab.nexus_double import NexusDoubleProcess
 from tests.homelab.nodes import HomelabNode, ensure_client_key, start_nodes, stop_lab_nodes
 from tests.homelab.processes import ManagedProcess
@@ -54,6 +57,32 @@ mirrors:
     endpoint: ["http://{legacy}:5000"]
   ghcr.io:
     endpoint: ["http://{legacy}:5002"]
+"""
+
+
+# A slice of the platform's human-written topology file: comments, order and quoting matter.
+TOPOLOGY_YAML = """\
+# Platform topology: hand-maintained, read by ops tooling and CI.
+registry_cache:
+  # registry-cache LXC CT113: docker.io :5000, build cache :5001, ghcr.io :5002
+  host_ip: {legacy}   # the LXC's address
+  ports:
+    dockerhub: 5000
+    buildcache: 5001
+    ghcr: 5002
+  buildcache_ref: '{legacy}:5001/fractalops/buildcache'
+  k3s_mirror_nodes: [pve-worker0, pve-worker1, pve-worker2, pve-worker3, pve1, pve2]
+
+apps:
+  langboard:
+    replicas: 2
+    build_image_prefix: "{legacy}:5001/fractalops"   # CI pushes here
+"""
+DOCKER_CACHE_DOC = """\
+# Docker cache
+
+Nodes pull through the registry cache at http://{legacy}:5000 (docker.io) and
+http://{legacy}:5002 (ghcr.io); CI caches builds in {legacy}:5001.
 """
 
 
@@ -128,6 +157,10 @@ class Homelab:
             RegistryServer("legacy-ghcr", legacy, 5002, self.root / "legacy-ghcr", upstreams["ghcr"][0].url),
         ]
 
+    def kube(self) -> KubeApiServer:
+        """The cluster's API server (real kube-apiserver + etcd): Step 2 applies to it."""
+        return KubeApiServer(self.lab, self.root / "kube")
+
     def _node_port(self) -> ManagedProcess:
         listen = f"{self.addresses.node_port}:{NODE_PORT}"
         to = f"{self.addresses.nexus}:8083"
@@ -137,6 +170,31 @@ class Homelab:
             [sys.executable, "-m", "tests.homelab.forwarder", "--listen", listen, "--to", to],
             ready=(self.addresses.node_port, NODE_PORT),
         )
+
+    @property
+    def topology_path(self) -> Path:
+        return self.root / "platform" / "topology.yaml"
+
+    @property
+    def docs_path(self) -> Path:
+        return self.root / "platform" / "docs"
+
+    def write_platform_files(self) -> None:
+        """The topology file and a doc as they were before the cutover."""
+        legacy = self.addresses.legacy_cache
+        (self.docs_path / "operations").mkdir(parents=True, exist_ok=True)
+        self.topology_path.write_text(TOPOLOGY_YAML.format(legacy=legacy))
+        (self.docs_path / "operations" / "docker-cache.md").write_text(DOCKER_CACHE_DOC.format(legacy=legacy))
+
+    def topology_edits(self) -> dict[str, Any]:
+        """Step 4's edits for this homelab (buildcache_ref keeps the program's default)."""
+        return {
+            "registry_cache.host_ip": self.addresses.nexus,
+            "registry_cache.ports.dockerhub": 8083,
+            "registry_cache.ports.buildcache": 8082,
+            "registry_cache.ports.ghcr": 8083,
+            "apps.langboard.build_image_prefix": "nexus-docker.nexus.svc:8082/fractalops",
+        }
 
     def nodes(self) -> list[HomelabNode]:
         upstreams = {
@@ -162,6 +220,7 @@ class Homelab:
         for registry in self._legacy_cache():
             registry.start()
         self.nexus().start()
+        self.kube().start()
         self._node_port().start()
         ensure_client_key(self.root)
         for node in self.nodes():
@@ -169,6 +228,8 @@ class Homelab:
             if not node.registries_yaml.exists():
                 node.write_text("/etc/rancher/k3s/registries.yaml", self.legacy_registries_yaml, 0o600)
         start_nodes(self.nodes())
+        if not self.topology_path.exists():
+            self.write_platform_files()
         (self.root / "digests.json").write_text(json.dumps(digests, indent=2))
         return digests
 
@@ -177,6 +238,7 @@ class Homelab:
         stop_lab_nodes(self.root)
         self._node_port().stop()
         NexusDoubleProcess.stop_pidfile(self.root / "nexus")
+        KubeApiServer.stop_from_state_dir(self.root / "kube")
         for registry in [*self._legacy_cache(), *(r for r, _ in self._upstreams().values())]:
             RegistryServer.stop_from_pid_file(registry.state_dir)
 
@@ -194,7 +256,14 @@ class Homelab:
             "nexus-cutover:repos": {
                 "docker-dockerhub": {"remoteUrl": upstreams["dockerhub"][0].url},
                 "docker-ghcr": {"remoteUrl": upstreams["ghcr"][0].url},
+                # Never fetched by the double; loopback so nothing could leave the machine.
+                "pypi-proxy": {"remoteUrl": f"http://{self.addresses.nexus}:9/pypi"},
+                "apt-debian": {"remoteUrl": f"http://{self.addresses.nexus}:9/debian"},
             },
+            # No controller-manager fills the Services' endpoints here: pulumi must not wait.
+            "nexus-cutover:exposure": {"kubeconfig": str(self.kube().kubeconfig_path), "skipAwait": True},
+            "nexus-cutover:topology": {"path": str(self.topology_path), "edits": self.topology_edits()},
+            "nexus-cutover:retirement": {"scanPaths": [str(self.docs_path)]},
             "nexus-cutover:sshIdentityFile": str(ensure_client_key(self.root)),
             "nexus-cutover:mirror": {
                 "nexusEndpoint": f"http://{self.addresses.node_port}:{NODE_PORT}",
