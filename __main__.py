@@ -25,10 +25,10 @@ from components.settings import (
 
 try:
     settings = read_stack_settings()
+    secrets = read_stack_secrets()
 except SettingsError as err:
     # RunError is shown as a plain message, without a Python traceback.
     raise pulumi.RunError(str(err)) from None
-secrets = read_stack_secrets()
 pulumi.export("stage", f"{settings.stage} ({STAGES[settings.stage]})")
 
 # Step 1 — provision the new repos (additive, safe) and check the group serves a pull.

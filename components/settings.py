@@ -654,6 +654,18 @@ def read_stack_settings() -> Settings:
 def read_stack_secrets() -> dict[str, Any]:
     """The stack's secrets as Pulumi secret Outputs (never plain values in the program)."""
     import pulumi  # noqa: PLC0415
+    import pulumi.runtime.config as runtime_config  # noqa: PLC0415
 
+    # Only looked at for emptiness here; the values themselves stay secret Outputs.
+    missing = [
+        key for key in SECRET_KEYS if not (runtime_config.get_config(f"{PROJECT}:{key}") or "").strip()
+    ]
+    if missing:
+        raise SettingsError(
+            [
+                f"{PROJECT}:{key}: is not set or empty: pulumi config set --secret {PROJECT}:{key}"
+                for key in missing
+            ]
+        )
     config = pulumi.Config(PROJECT)
     return {key: config.require_secret(key) for key in SECRET_KEYS}

@@ -200,7 +200,15 @@ class TopologyFileProvider(Provider):
     """Sets values in a local YAML file and puts the exact previous text back on delete."""
 
     def check(self, _olds: dict[str, Any], news: dict[str, Any]) -> CheckResult:
-        return CheckResult(news, edits_problems(news.get("path"), news.get("edits")))
+        """Shape first; then, at preview already, that the file is YAML and has every key."""
+        path, edits = news.get("path"), news.get("edits")
+        failures = edits_problems(path, edits)
+        if not failures:
+            try:
+                apply_values(_read_file(path), edits, path)
+            except TopologyError as err:
+                failures.append(CheckFailure("edits", str(err)))
+        return CheckResult(news, failures)
 
     def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
         replaces = ["path"] if olds.get("path") != news.get("path") else []

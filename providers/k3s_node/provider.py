@@ -37,6 +37,7 @@ from providers.registry import Fetch, RegistryCheckError, login, manifest
 
 ORIGINAL_SUFFIX = ".nexus-cutover.original"
 ABSENT_MARKER = ".nexus-cutover.absent"
+PENDING_SUFFIX = ".nexus-cutover.pending"
 POLL_SECONDS = 0.5
 
 
@@ -214,27 +215,49 @@ def _backup_path(path: str) -> str:
     return f"{path}.nexus-cutover.{_now().strftime('%Y%m%dT%H%M%SZ')}.bak"
 
 
+def last_good(session: NodeSession, path: str) -> tuple[str | None, str]:
+    """The file to fall back on, and its backup's path. Normally the current file; after a
+    change that was cut off (pulumi killed), the backup its pending marker names, because
+    the current file may be the new one, never verified."""
+    marker = session.read_file(path + PENDING_SUFFIX)
+    if marker is None:
+        return session.read_file(path), ""
+    backup = marker.strip()
+    return (session.read_file(backup) if backup else None), backup
+
+
 def apply_change(props: Mapping[str, Any], session_factory: Callable[[], NodeSession]) -> dict[str, Any]:
-    """Pre-flight, back up, write, restart, verify; restore byte for byte on any failure."""
+    """Pre-flight, back up, write, restart, verify; restore byte for byte on any failure.
+
+    A pending marker beside the file lives from before the write until the node is verified
+    or restored: if this is cut off midway, `read` reports the node as unsettled and the
+    next `up` finishes the job from the backup the marker names."""
     node = props["node"]
     path, unit, new = node["registriesPath"], node["unit"], props["content"]
     with session_factory() as session:
-        current = session.read_file(path)
+        previous, backup = last_good(session, path)
         preflight(session, props)
-        backup = _backup_path(path)
-        if current is not None:
-            session.write_file(backup, current, "backup")
+        try:
+            if not backup and previous is not None:
+                backup = _backup_path(path)
+                session.write_file(backup, previous, "backup")
+            session.write_file(path + PENDING_SUFFIX, backup, "backup")
+        except NodeError as failure:
+            raise NodeError(
+                node["name"], failure.step, f"{failure.detail}\n  {path} was not touched"
+            ) from None
         try:
             session.write_file(path, new, "write")
             restart_and_wait(session, unit)
             verified = verify_pull(session, props)
         except NodeError as failure:
-            restored = restore(props, current, session_factory, failure)
-            raise NodeError(node["name"], failure.step, f"{failure}\n  {restored}") from None
+            restored = restore(props, previous, session_factory, failure)
+            raise NodeError(node["name"], failure.step, f"{failure.detail}\n  {restored}") from None
+        session.remove_file(path + PENDING_SUFFIX, "settle")
     return {
         **verified,
         "verifiedAt": _now().isoformat(timespec="seconds"),
-        "backupPath": backup if current is not None else "",
+        "backupPath": backup,
     }
 
 
@@ -251,12 +274,16 @@ def restore(
     started = time.monotonic()
     try:
         with session_factory() as session:
-            if previous is None:
-                session.remove_file(path, "restore")
-            else:
-                session.write_file(path, previous, "restore")
-            restart_and_wait(session, unit)
+            if session.read_file(path) != previous:
+                if previous is None:
+                    session.remove_file(path, "restore")
+                else:
+                    session.write_file(path, previous, "restore")
+            if failure.step != "write":  # k3s may be running on the new file: restart it
+                restart_and_wait(session, unit)
             back = session.read_file(path)
+            if back == previous:
+                session.remove_file(path + PENDING_SUFFIX, "settle")
     except NodeError as err:
         return (
             f"RESTORE FAILED ({err}): the node may be left with the new file. Restore "
@@ -266,9 +293,8 @@ def restore(
         return f"RESTORE INCOMPLETE: {path} differs from its backup; check the node by hand."
     took = time.monotonic() - started
     note(f"node {node['name']}: restored the previous {path} after {failure.step} failed ({took:.1f}s)")
-    return (
-        f"the previous registries.yaml was restored byte for byte and {unit} is active again ({took:.1f}s)."
-    )
+    state = f"{unit} is active again" if failure.step != "write" else f"{unit} was never restarted"
+    return f"the previous registries.yaml was restored byte for byte and {state} ({took:.1f}s)."
 
 
 # --- the dynamic provider -------------------------------------------------------------------
@@ -360,8 +386,16 @@ class NodeRegistriesProvider(Provider):
             session.remove_file(path + ABSENT_MARKER, "restore original")
 
     def read(self, id_: str, props: dict[str, Any]) -> ReadResult:
+        path = props["node"]["registriesPath"]
         with self._session(props)() as session:
-            current = session.read_file(props["node"]["registriesPath"])
+            current = session.read_file(path)
+            pending = session.exists(path + PENDING_SUFFIX)
+        if pending:
+            # Cut off between write and verification: neither old nor new can be trusted,
+            # so show a change; the next up settles the node.
+            note(f"node {props['node']['name']}: a change was cut off midway; the next up settles it")
+            unsettled = {"fileHash": "", "servedBy": "unsettled: a change was cut off", "verifiedAt": ""}
+            return ReadResult(id_, {**props, **_file_outs(current), **unsettled})
         return ReadResult(id_, {**props, **_file_outs(current)})
 
 

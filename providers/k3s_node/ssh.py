@@ -7,6 +7,7 @@ the node's sshd, so neither credentials nor file contents ever appear on a comma
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import shlex
 import stat
@@ -25,6 +26,7 @@ class NodeError(RuntimeError):
         super().__init__(f"node {node}: {step}: {detail}")
         self.node = node
         self.step = step
+        self.detail = detail
 
 
 @dataclass(frozen=True)
@@ -173,7 +175,13 @@ class NodeSession:
                 handle.flush()
             sftp.posix_rename(temporary, path)
         except (paramiko.SSHException, OSError, EOFError) as err:
-            raise NodeError(self.name, step, f"writing {path} failed: {err or type(err).__name__}") from None
+            with contextlib.suppress(paramiko.SSHException, OSError, EOFError):
+                self.sftp().remove(temporary)  # e.g. a disk that filled up midway
+            # SFTP reports ENOSPC and EROFS only as a bare "Failure".
+            hint = " (is the node's disk full or read-only?)" if str(err) == "Failure" else ""
+            raise NodeError(
+                self.name, step, f"writing {path} failed: {err or type(err).__name__}{hint}"
+            ) from None
 
     def remove_file(self, path: str, step: str) -> None:
         try:

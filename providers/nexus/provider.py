@@ -234,12 +234,27 @@ class NexusObjectProvider(Provider):
                 f"stack: set adopt: true for it in the stack config to take it over (its settings "
                 f"will be overwritten), or remove it in Nexus"
             )
-        self.send(api, props, exists=exists)
+        try:
+            self.send(api, props, exists=exists)
+        except HttpError as err:
+            if exists or err.status is not None or not self._landed(api, props):
+                raise
+            note(f"{self.kind} {self.key(props)}: the create got no answer but landed in Nexus")
         if exists:
             self.rotate(api, props)
             note(f"adopted existing {self.kind} {self.key(props)}")
         salt = secrets.token_hex(16)
         return CreateResult(id_=self.key(props), outs=self._outs(api, props, salt, adopted=exists))
+
+    def _landed(self, api: Endpoint, props: Mapping[str, Any]) -> bool:
+        """After a create that got no answer (timeout, reset): a slow Nexus may still finish
+        it, and then the object is this create's. Looks for it for one more timeout."""
+        deadline = time.monotonic() + api.timeout
+        while self.fetch(api, props) is None:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(1.0)
+        return True
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         api = endpoint(news["connection"])

@@ -155,7 +155,10 @@ FAULTS = [
 
 
 @pytest.mark.parametrize(("fault", "value", "step"), FAULTS, ids=[f[0] for f in FAULTS])
-def test_fault_after_the_write_restores_the_node_and_stops_the_chain(lab, cutover, fault, value, step):
+def test_fault_after_the_write_restores_the_node_and_stops_the_chain(
+    lab, cutover, hardening, fault, value, step
+):
+    hardening.tried("faults", f"node: {fault}")
     before, k3s_before = files(lab), restarts(lab)
     canary = next(n for n in lab.nodes() if n.name == "pve-worker0")
     canary.set_fault(fault, value)
@@ -181,9 +184,12 @@ def test_fault_after_the_write_restores_the_node_and_stops_the_chain(lab, cutove
     # With the fault gone, the same change goes through.
     assert cutover.up().summary.result == "succeeded"
     assert canary.registries_yaml.read_text() == render(lab, "nexus")
+    restore = f"{restored.group(1)}s" if restored else "?"
+    hardening.passed("faults", f"node: {fault}", f"up failed after {took:.1f}s, node restored in {restore}")
 
 
-def test_mirror_unreachable_from_the_node_fails_preflight_and_touches_nothing(lab, cutover):
+def test_mirror_unreachable_from_the_node_fails_preflight_and_touches_nothing(lab, cutover, hardening):
+    hardening.tried("faults", "node: mirror unreachable")
     before, k3s_before = files(lab), restarts(lab)
     canary = next(n for n in lab.nodes() if n.name == "pve-worker0")
     canary.set_fault("mirror-unreachable", [f"{lab.addresses.node_port}:30083"])
@@ -194,9 +200,11 @@ def test_mirror_unreachable_from_the_node_fails_preflight_and_touches_nothing(la
         cutover.up()
     canary.clear_faults()
     assert files(lab) == before and restarts(lab) == k3s_before
+    hardening.passed("faults", "node: mirror unreachable", "refused in pre-flight, nothing touched")
 
 
-def test_pull_served_only_by_fallback_is_a_failed_verification(lab, cutover):
+def test_pull_served_only_by_fallback_is_a_failed_verification(lab, cutover, hardening):
+    hardening.tried("faults", "node: pull only via fallback")
     nexus = lab.nexus()
     before = files(lab)
     # The group stops serving the canary: containerd falls back to the upstream, which has none.
@@ -208,12 +216,15 @@ def test_pull_served_only_by_fallback_is_a_failed_verification(lab, cutover):
     finally:
         nexus.clear_faults()
     assert files(lab) == before
+    hardening.passed("faults", "node: pull only via fallback", "verification failed, node restored")
 
 
-def test_changed_host_key_is_refused_and_nothing_is_written(lab, cutover):
+def test_changed_host_key_is_refused_and_nothing_is_written(lab, cutover, hardening):
+    hardening.tried("faults", "node: host key changed")
     before = files(lab)
     other_key = next(n for n in lab.nodes() if n.name == "pve1").host_key_line
     set_targets(cutover, lab, {"pve-worker0": "nexus"}, **{"pve-worker0": {"hostKey": other_key}})
     with pytest.raises(auto.CommandError, match=r"node pve-worker0: connect: .* different host key"):
         cutover.up()
     assert files(lab) == before
+    hardening.passed("faults", "node: host key changed", "refused at connect, nothing written")
