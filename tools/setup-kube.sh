@@ -10,20 +10,7 @@
 # 1.37 supports etcd >= 3.5.24 (kubeadm's MinExternalEtcdVersion) with 3.7.0 as default.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=tools/versions
-source "$root/tools/versions"
-
-bin="$root/.tools/bin"
-cache="${NEXUS_CUTOVER_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nexus-cutover/toolchain}"
-wrapper="$root/tools/go/kube-apiserver"
-mkdir -p "$bin" "$cache"
-
-# go.mod/go.sum under tools/go are committed: builds must not re-resolve versions.
-export GOFLAGS=-mod=readonly GOTOOLCHAIN=local GOWORK=off
-
-log() { printf '[setup-kube] %s\n' "$*"; }
-
+log_tag=setup-kube
 # reported_version NAME PATH -> the version the binary prints, without a leading v.
 reported_version() {
   case $1 in
@@ -31,44 +18,19 @@ reported_version() {
     etcd) "$2" --version 2>/dev/null | sed -n 's/^etcd Version: //p' ;;
   esac
 }
+# shellcheck source=tools/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-# version_on_path NAME VERSION -> path of NAME on PATH (outside .tools/bin) if it is VERSION.
-version_on_path() {
-  local found
-  found=$(PATH=$(tr ':' '\n' <<<"$PATH" | grep -vxF "$bin" | paste -sd:) command -v "$1" || true)
-  if [ -n "$found" ] && [ "$(reported_version "$1" "$found")" = "$2" ]; then
-    echo "$found"
-  fi
-}
+wrapper="$root/tools/go/kube-apiserver"
 
-# provide NAME VERSION BUILD_FUNCTION: installs .tools/bin/NAME at VERSION.
-provide() {
-  local name=$1 version=$2 builder=$3 cached="$cache/$1-$2" started from_path
-  if [ -x "$bin/$name" ] && [ "$(cat "$bin/.$name.version" 2>/dev/null)" = "$version" ]; then
-    log "$name $version: already in .tools/bin"
-    return
-  fi
-  from_path=$(version_on_path "$name" "$version")
-  if [ -n "$from_path" ]; then
-    ln -sf "$from_path" "$bin/$name"
-    log "$name $version: using $from_path from PATH"
-  else
-    if [ ! -x "$cached" ]; then
-      log "$name $version: building (progress below; a cold build takes minutes)"
-      started=$(date +%s)
-      "$builder" "$cached.tmp"
-      mv -f "$cached.tmp" "$cached"
-      log "$name $version: built in $(($(date +%s) - started))s"
-    else
-      log "$name $version: from cache $cached"
-    fi
-    install -m 0755 "$cached" "$bin/$name"
-  fi
-  if [ "$(reported_version "$name" "$bin/$name")" != "$version" ]; then
-    log "$name reports '$(reported_version "$name" "$bin/$name")', expected $version: remove $bin/$name and $cached, then rerun"
+# check_reported NAME VERSION: the installed binary must report VERSION.
+check_reported() {
+  local reported
+  reported=$(reported_version "$1" "$bin/$1") || true
+  if [ "$reported" != "$2" ]; then
+    log "$1 reports '$reported', expected $2: remove $bin/$1 and $cache/$1-$2, then rerun"
     exit 1
   fi
-  echo "$version" >"$bin/.$name.version"
 }
 
 # module_field MODULE FIELD -> a field of MODULE as the wrapper module resolves it.
@@ -106,13 +68,12 @@ build_etcd() {
     -o "$1" go.etcd.io/etcd/server/v3 2>&1 | sed -u 's/^/  go: /')
 }
 
-total_started=$(date +%s)
 if ! [ -x "$bin/kube-apiserver" ] || ! [ -x "$bin/etcd" ] ||
   [ "$(cat "$bin/.kube-apiserver.version" 2>/dev/null)" != "$KUBE_APISERVER_VERSION" ] ||
   [ "$(cat "$bin/.etcd.version" 2>/dev/null)" != "$ETCD_VERSION" ]; then
   check_pin k8s.io/kubernetes "v$KUBE_APISERVER_VERSION"
   check_pin go.etcd.io/etcd/server/v3 "v$ETCD_VERSION"
 fi
-provide etcd "$ETCD_VERSION" build_etcd
-provide kube-apiserver "$KUBE_APISERVER_VERSION" build_kube_apiserver
-log "kube-apiserver $KUBE_APISERVER_VERSION and etcd $ETCD_VERSION ready in $(($(date +%s) - total_started))s: $bin"
+provide etcd "$ETCD_VERSION" build_etcd check_reported
+provide kube-apiserver "$KUBE_APISERVER_VERSION" build_kube_apiserver check_reported
+log "kube-apiserver $KUBE_APISERVER_VERSION and etcd $ETCD_VERSION ready in $(seconds_since "$setup_started")s: $bin"

@@ -5,57 +5,21 @@
 # wrapper modules under tools/go/. Upstream sources are read from the Go module cache.
 set -euo pipefail
 
-root=$(cd "$(dirname "$0")/.." && pwd)
-# shellcheck source=tools/versions
-source "$root/tools/versions"
+log_tag=setup-toolchain
+# reported_version NAME PATH -> the version NAME reports, without a leading v. Only the CLI
+# can report its version.
+reported_version() {
+  local out
+  if [ "$1" = pulumi ]; then
+    out=$("$2" version 2>/dev/null) || true
+    if [[ $out == v* ]]; then echo "${out#v}"; fi
+  fi
+}
+# shellcheck source=tools/lib.sh
+source "$(dirname "$0")/lib.sh"
 
-bin="$root/.tools/bin"
 build="$root/.tools/build"
-cache="${NEXUS_CUTOVER_TOOLCHAIN_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/nexus-cutover/toolchain}"
-mkdir -p "$bin" "$build" "$cache"
-
-# go.mod/go.sum under tools/go are committed: builds must not re-resolve versions.
-export GOFLAGS=-mod=readonly GOTOOLCHAIN=local GOWORK=off
-
-log() { printf '[setup-toolchain] %s\n' "$*"; }
-
-# version_on_path NAME VERSION -> prints the path of NAME on PATH (outside .tools/bin)
-# when it reports VERSION, nothing otherwise. Only the CLI can report its version.
-version_on_path() {
-  local name=$1 version=$2 found
-  found=$(PATH=$(tr ':' '\n' <<<"$PATH" | grep -vxF "$bin" | paste -sd:) command -v "$name" || true)
-  [ -n "$found" ] || return 0
-  if [ "$name" = pulumi ] && [ "$("$found" version 2>/dev/null)" = "v$version" ]; then
-    echo "$found"
-  fi
-}
-
-# provide NAME VERSION BUILD_FUNCTION: installs .tools/bin/NAME at VERSION.
-provide() {
-  local name=$1 version=$2 builder=$3 cached="$cache/$1-$2" started elapsed from_path
-  if [ -x "$bin/$name" ] && [ "$(cat "$bin/.$name.version" 2>/dev/null)" = "$version" ]; then
-    log "$name $version: already in .tools/bin"
-    return
-  fi
-  from_path=$(version_on_path "$name" "$version")
-  if [ -n "$from_path" ]; then
-    ln -sf "$from_path" "$bin/$name"
-    log "$name $version: using $from_path from PATH"
-  else
-    if [ ! -x "$cached" ]; then
-      log "$name $version: building (progress below; a cold build takes minutes)"
-      started=$(date +%s)
-      "$builder" "$cached.tmp"
-      mv -f "$cached.tmp" "$cached"
-      elapsed=$(($(date +%s) - started))
-      log "$name $version: built in ${elapsed}s"
-    else
-      log "$name $version: from cache $cached"
-    fi
-    install -m 0755 "$cached" "$bin/$name"
-  fi
-  echo "$version" >"$bin/.$name.version"
-}
+mkdir -p "$build"
 
 module_dir() { # module_dir WRAPPER MODULE -> directory of MODULE in the module cache
   (cd "$root/tools/go/$1" && go mod download "$2" && go list -m -f '{{.Dir}}' "$2")
@@ -97,7 +61,6 @@ copy_sdk_script() { # copy_sdk_script RELATIVE_PATH NAME
   log "$2 $PULUMI_VERSION: copied from the sdk/v3 module"
 }
 
-total_started=$(date +%s)
 provide pulumi "$PULUMI_VERSION" build_pulumi
 provide pulumi-language-python "$PULUMI_LANGUAGE_PYTHON_VERSION" build_language_python
 provide pulumi-resource-kubernetes "$PULUMI_KUBERNETES_VERSION" build_kubernetes
@@ -109,4 +72,4 @@ if [ "$actual" != "v$PULUMI_VERSION" ]; then
   log "pulumi reports $actual, expected v$PULUMI_VERSION: remove .tools and $cache, then rerun make setup"
   exit 1
 fi
-log "toolchain ready in $(($(date +%s) - total_started))s: $bin"
+log "toolchain ready in $(seconds_since "$setup_started")s: $bin"

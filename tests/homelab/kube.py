@@ -15,20 +15,15 @@ them. The service CIDR 10.43.0.0/16 is configuration only, never contacted.
 from __future__ import annotations
 
 import base64
-import contextlib
 import datetime
 import ipaddress
 import os
 import shutil
-import signal
-import socket
 import ssl
-import subprocess
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any, Self
 
 import httpx
 import yaml
@@ -38,13 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from tests.homelab.addresses import LabAddresses
-from tests.homelab.registries import (
-    _child_env,
-    _log_tail,
-    _pid_alive,
-    _signal_group,
-    _wait_exited_unreaped,
-)
+from tests.homelab.processes import Daemon, StartStop, command_line, http_probe, port_open, stop_pid_file
 
 TOOLS_BIN = Path(__file__).resolve().parents[2] / ".tools" / "bin"
 
@@ -152,93 +141,29 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
 # ---------------------------------------------------------------------------------------
 
 
-class _Daemon:
-    """One child process in its own session, with a log and a pid file in the state dir."""
+def _daemon(name: str, argv: Sequence[str], state_dir: Path) -> Daemon:
+    """etcd or kube-apiserver: log and pid file <name>.log/.pid in the state dir."""
+    pid_file, log = state_dir / f"{name}.pid", state_dir / f"{name}.log"
+    return Daemon(name, argv, pid_file, log, cwd=state_dir, error=KubeError)
 
-    def __init__(self, name: str, argv: Sequence[str], state_dir: Path) -> None:
-        self.name = name
-        self.argv = list(argv)
-        self.log_path = state_dir / f"{name}.log"
-        self.pid_file = state_dir / f"{name}.pid"
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log: IO[bytes] | None = None
 
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+def _etcd_healthy(response: httpx.Response) -> bool:
+    return response.status_code == 200 and response.json().get("health") == "true"
 
-    def exit_code(self) -> int | None:
-        return self._process.poll() if self._process is not None else None
 
-    def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+def _runs_in(binary: Path, state_dir: Path) -> Callable[[int], bool]:
+    """Whether a pid runs `binary` with an argument naming a file in `state_dir`."""
+    inside = f"{state_dir}/"  # every daemon names files in its state dir
 
-    def spawn(self) -> None:
-        self._log = self.log_path.open("ab")
-        self._process = subprocess.Popen(
-            self.argv,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=self.log_path.parent,
-            env=_child_env(),  # no proxy variables: everything here is loopback
-            start_new_session=True,  # own process group: stop() takes everything with it
+    def ours(pid: int) -> bool:
+        args = command_line(pid)
+        return (
+            len(args) > 1
+            and os.path.basename(args[0]) == binary.name
+            and any(inside in argument for argument in args[1:])
         )
-        self.pid_file.write_text(f"{self._process.pid}\n")
 
-    def failure(self, what: str) -> KubeError:
-        return KubeError(f"{self.name} {what}; log tail ({self.log_path}):\n{_log_tail(self.log_path)}")
-
-    def stop(self, timeout: float = STOP_TIMEOUT) -> None:
-        """SIGTERM the process group, SIGKILL it after `timeout`; safe to call repeatedly."""
-        process, self._process = self._process, None
-        if process is not None:
-            # As RegistryServer.stop: signal the group only while its leader's pid is
-            # surely still ours (running, or exited but not yet reaped).
-            state = _wait_exited_unreaped(process.pid, 0) if process.returncode is None else None
-            if state is False:
-                _signal_group(process.pid, signal.SIGTERM)
-                state = _wait_exited_unreaped(process.pid, timeout)
-                if state is False:
-                    _signal_group(process.pid, signal.SIGKILL)
-                    state = _wait_exited_unreaped(process.pid, timeout)
-            if state:
-                _signal_group(process.pid, signal.SIGKILL)  # stragglers; none expected
-            process.wait(timeout)
-            self.pid_file.unlink(missing_ok=True)
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
-def _stop_from_pid_file(pid_file: Path, binary: Path, timeout: float = STOP_TIMEOUT) -> bool:
-    """Stop the daemon another process started with `pid_file`; True if one was running.
-
-    The pid is only signalled while /proc says it runs `binary` with an argument naming
-    the pid file's directory, so a recycled pid is never hit.
-    """
-    try:
-        pid = int(pid_file.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except (FileNotFoundError, ValueError):
-        cmdline = []
-    inside = os.fsencode(pid_file.parent) + b"/"  # every daemon names files in its state dir
-    ours = (
-        len(cmdline) > 1
-        and os.path.basename(cmdline[0]) == os.fsencode(binary.name)
-        and any(inside in argument for argument in cmdline[1:])
-    )
-    running = ours and _pid_alive(pid)
-    if running:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            _signal_group(pid, sig)
-            deadline = time.monotonic() + timeout
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-            if not _pid_alive(pid):
-                break
-    pid_file.unlink(missing_ok=True)
-    return running
+    return ours
 
 
 # ---------------------------------------------------------------------------------------
@@ -257,7 +182,7 @@ def _clean_state_dir(state_dir: Path) -> None:
     (state_dir / KUBECONFIG).unlink(missing_ok=True)
 
 
-class KubeApiServer:
+class KubeApiServer(StartStop):
     """etcd + kube-apiserver for lab N on 127.N.0.6; all state (PKI, etcd data, logs, pid
     files, kubeconfig) lives in state_dir."""
 
@@ -270,8 +195,8 @@ class KubeApiServer:
         self.state_dir = Path(state_dir)
         self.etcd_binary = Path(bin_dir) / "etcd"
         self.apiserver_binary = Path(bin_dir) / "kube-apiserver"
-        self._etcd: _Daemon | None = None
-        self._apiserver: _Daemon | None = None
+        self._etcd: Daemon | None = None
+        self._apiserver: Daemon | None = None
         self._ssl: ssl.SSLContext | None = None
         self.startup_seconds: float | None = None
 
@@ -453,11 +378,6 @@ class KubeApiServer:
 
     # -- lifecycle ----------------------------------------------------------------------
 
-    def _taken(self, port: int) -> bool:
-        with contextlib.suppress(OSError), socket.create_connection((self.host, port), timeout=0.5):
-            return True
-        return False
-
     def is_running(self) -> bool:
         return all(d is not None and d.is_running() for d in (self._etcd, self._apiserver))
 
@@ -470,7 +390,7 @@ class KubeApiServer:
                 raise KubeError(f"{binary} is missing: run tools/setup-kube.sh")
         for port in (ETCD_CLIENT_PORT, ETCD_PEER_PORT, API_PORT):
             # A stranger on the port would answer our probes while our own process dies.
-            if self._taken(port):
+            if port_open(self.host, port):
                 raise KubeError(f"{self.host}:{port} is already in use; cannot start {self!r}")
         started = time.monotonic()
         self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -478,56 +398,20 @@ class KubeApiServer:
         try:
             self._write_pki()
             _write_private(self.kubeconfig_path, yaml.safe_dump(self.kubeconfig(), sort_keys=False).encode())
-            self._etcd = _Daemon("etcd", self.etcd_argv(), self.state_dir)
-            self._etcd.spawn()
-            self._wait_etcd(time.monotonic() + ETCD_START_TIMEOUT)
-            self._apiserver = _Daemon("kube-apiserver", self.apiserver_argv(), self.state_dir)
-            self._apiserver.spawn()
-            self._wait_ready(time.monotonic() + API_START_TIMEOUT)
+            self._etcd = _daemon("etcd", self.etcd_argv(), self.state_dir)
+            with httpx.Client(trust_env=False, timeout=httpx.Timeout(2.0, connect=0.5)) as client:
+                healthy = http_probe(client, f"{self.etcd_url}/health", _etcd_healthy)
+                self._etcd.start(healthy, ETCD_START_TIMEOUT, interval=0.1)
+            self._apiserver = _daemon("kube-apiserver", self.apiserver_argv(), self.state_dir)
+            with self.client(timeout=httpx.Timeout(5.0, connect=0.5)) as client:
+                ready = http_probe(client, "/readyz?verbose=1")  # verbose: names the failing checks
+                self._apiserver.start(ready, API_START_TIMEOUT, interval=0.2)
             self.startup_seconds = time.monotonic() - started
             self._create_nexus_objects()
         except BaseException:
             self.stop()
             raise
         return self
-
-    def _wait_etcd(self, deadline: float) -> None:
-        assert self._etcd is not None
-        last = "no answer yet"
-        with httpx.Client(trust_env=False, timeout=httpx.Timeout(2.0, connect=0.5)) as client:
-            while time.monotonic() < deadline:
-                if (code := self._etcd.exit_code()) is not None:
-                    raise self._etcd.failure(f"exited with code {code} while starting")
-                try:
-                    response = client.get(f"{self.etcd_url}/health")
-                except httpx.HTTPError as exc:
-                    last = f"{type(exc).__name__}: {exc}"
-                else:
-                    if response.status_code == 200 and response.json().get("health") == "true":
-                        return
-                    last = f"GET /health answered {response.status_code} {response.text[:200]}"
-                time.sleep(0.1)
-        raise self._etcd.failure(f"not healthy at {self.etcd_url} ({last})")
-
-    def _wait_ready(self, deadline: float) -> None:
-        assert self._apiserver is not None
-        last = "no answer yet"
-        with self.client(timeout=httpx.Timeout(5.0, connect=0.5)) as client:
-            while time.monotonic() < deadline:
-                if (code := self._apiserver.exit_code()) is not None:
-                    raise self._apiserver.failure(f"exited with code {code} while starting")
-                try:
-                    response = client.get("/readyz")
-                except httpx.HTTPError as exc:
-                    last = f"{type(exc).__name__}: {exc}"
-                else:
-                    if response.status_code == 200:
-                        return
-                    last = f"GET /readyz answered {response.status_code}"
-                time.sleep(0.2)
-            with contextlib.suppress(httpx.HTTPError):
-                last += "\n" + client.get("/readyz", params={"verbose": "1"}).text
-        raise self._apiserver.failure(f"not ready at {self.url} ({last})")
 
     def ssl_context(self) -> ssl.SSLContext:
         """Trusts the homelab CA only and presents the admin client certificate."""
@@ -593,18 +477,9 @@ class KubeApiServer:
     ) -> bool:
         """Stop the processes another process started in state_dir (`make testbed-down`)."""
         state_dir = Path(state_dir)
-        stopped = _stop_from_pid_file(state_dir / cls.API_PID, Path(bin_dir) / "kube-apiserver", timeout)
-        stopped |= _stop_from_pid_file(state_dir / cls.ETCD_PID, Path(bin_dir) / "etcd", timeout)
+        stopped = False
+        for pid_name, binary in ((cls.API_PID, "kube-apiserver"), (cls.ETCD_PID, "etcd")):
+            ours = _runs_in(Path(bin_dir) / binary, state_dir)
+            stopped |= stop_pid_file(state_dir / pid_name, ours, timeout)
         _clean_state_dir(state_dir)
         return stopped
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()

@@ -85,8 +85,7 @@ import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any, Self
 
 import paramiko
 
@@ -107,6 +106,7 @@ from tests.homelab.node_tools.common import (
     STATE_DIR,
     Node,
 )
+from tests.homelab.processes import Daemon, StartStop, command_line, pid_alive, port_open, read_pid
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SSHD = "/usr/sbin/sshd"
@@ -116,7 +116,6 @@ PRIVSEP_DIR = Path("/run/sshd")  # sshd refuses to start without it (systemd wou
 SSH_PORT = 22
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
-LOG_TAIL_LINES = 30
 
 HOST_KEY = "etc/ssh/ssh_host_ed25519_key"
 SSHD_CONFIG = "etc/ssh/sshd_config"
@@ -173,27 +172,11 @@ def load_host_key(line: str) -> tuple[str, paramiko.PKey]:
 # ---------------------------------------------------------------------------------------
 
 
-def _pid_alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie counts as gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
 def _mount_ns(pid: int | str) -> str | None:
     try:
         return os.readlink(f"/proc/{pid}/ns/mnt")
     except OSError:
         return None
-
-
-def _cmdline(pid: int) -> bytes:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
 
 
 def _pids_in_mount_ns(namespace: str) -> set[int]:
@@ -252,13 +235,6 @@ def _split_target(target: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) or "(empty)"
-    except FileNotFoundError:
-        return "(no log)"
-
-
 # ---------------------------------------------------------------------------------------
 # Running commands over SSH
 # ---------------------------------------------------------------------------------------
@@ -305,7 +281,7 @@ def ssh_run(client: paramiko.SSHClient, command: str, timeout: float = 30.0) -> 
 # ---------------------------------------------------------------------------------------
 
 
-class HomelabNode:
+class HomelabNode(StartStop):
     """One k3s node of a lab: an sshd on `address`:22 over the node root lab_root/nodes/<name>."""
 
     def __init__(
@@ -337,8 +313,7 @@ class HomelabNode:
         self.disable_default_endpoint = disable_default_endpoint
         self.root = self.lab_root / "nodes" / name
         self.tools = Node(self.root)
-        self._process: subprocess.Popen[bytes] | None = None
-        self._launch_log: IO[bytes] | None = None
+        self._daemon: Daemon | None = None
 
     def __repr__(self) -> str:
         return f"HomelabNode({self.name!r} {self.role} ssh://{self.address}:{SSH_PORT})"
@@ -482,16 +457,14 @@ class HomelabNode:
     # -- start / stop -----------------------------------------------------------------------
 
     def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._daemon is not None and self._daemon.is_running()
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._daemon.pid if self._daemon is not None else None
 
     def _address_in_use(self) -> bool:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.settimeout(0.5)
-            return sock.connect_ex((self.address, SSH_PORT)) == 0
+        return port_open(self.address, SSH_PORT)
 
     def _launch_script(self, cgroup: Path | None) -> str:
         steps = []
@@ -532,59 +505,41 @@ class HomelabNode:
         for rel in MOUNTS:
             Path("/", rel).mkdir(parents=True, exist_ok=True)  # empty mount points on the host
         unit.boot(self.tools)
-        cgroup = self._make_cgroup()
-        self._launch_log = self.path(LAUNCH_LOG).open("ab")
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
-        self._process = subprocess.Popen(
-            ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", self._launch_script(cgroup)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._launch_log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
+        launch = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c"]
+        self._daemon = Daemon(
+            f"sshd of {self.name}",
+            [*launch, self._launch_script(self._make_cgroup())],
+            self.path(OUR_PID),
+            self.path(LAUNCH_LOG),
+            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+            error=NodeError,
+            logs=(self.path(LAUNCH_LOG), self.path(SSHD_LOG)),
         )
-        self.path(OUR_PID).write_text(f"{self._process.pid}\n")
+        self._daemon.spawn()
         try:
-            self._wait_ready(timeout)
+            self._daemon.wait_ready(self._ssh_banner, timeout)
             self._apply_network_faults()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def _wait_ready(self, timeout: float) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            code = self._process.poll()
-            if code is not None:
-                raise NodeError(
-                    f"sshd of {self.name} exited with code {code} while starting\n"
-                    f"launch log:\n{_log_tail(self.path(LAUNCH_LOG))}\nsshd log:\n{_log_tail(self.path(SSHD_LOG))}"
-                )
-            try:
-                with socket.create_connection((self.address, SSH_PORT), timeout=1.0) as sock:
-                    sock.settimeout(2.0)
-                    banner = sock.recv(256)
-                if banner.startswith(b"SSH-2.0-"):
-                    return
-                last = f"unexpected banner {banner[:40]!r}"
-            except OSError as exc:
-                last = f"{type(exc).__name__}: {exc}"
-            time.sleep(0.05)
-        raise NodeError(f"sshd of {self.name} not answering on {self.address}:{SSH_PORT} ({last})")
+    def _ssh_banner(self) -> str | None:
+        """Probe: None once sshd greets on :22, else why not yet."""
+        try:
+            with socket.create_connection((self.address, SSH_PORT), timeout=1.0) as sock:
+                sock.settimeout(2.0)
+                banner = sock.recv(256)
+        except OSError as exc:
+            return f"{type(exc).__name__}: {exc}"
+        return None if banner.startswith(b"SSH-2.0-") else f"unexpected banner {banner[:40]!r}"
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop sshd and every process of the node (sessions, hanging restarts); idempotent."""
-        process, self._process = self._process, None
+        daemon, self._daemon = self._daemon, None
         self.stop_from_root(self.root, timeout)
-        if process is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=timeout)
-        if self._launch_log is not None:
-            self._launch_log.close()
-            self._launch_log = None
+        if daemon is not None:
+            daemon.stop(timeout)  # reaps sshd
 
     @classmethod
     def stop_from_root(cls, node_root: Path, timeout: float = STOP_TIMEOUT) -> bool:
@@ -595,26 +550,28 @@ class HomelabNode:
         """
         root = Path(node_root)
         pid_file = root / OUR_PID
-        config = os.fsencode(str(root / SSHD_CONFIG))
-        try:
-            pid = int(pid_file.read_text().split()[0])
-        except (FileNotFoundError, ValueError, IndexError):
-            pid = None
+        config = str(root / SSHD_CONFIG)
+        pid = read_pid(pid_file)
         try:
             address = json.loads((root / NODE_JSON).read_text())["address"]
         except (FileNotFoundError, KeyError, json.JSONDecodeError):
             address = None
         cg2 = cgroup2_mount()
         cgroup = cg2 / "homelab" / address if cg2 is not None and address else None
+
+        def sshd_ours(pid: int) -> bool:
+            # sshd rewrites its command line into one string: look for the config in it.
+            return config in " ".join(command_line(pid)) and pid_alive(pid)
+
         namespace = None
-        if pid is not None and config in _cmdline(pid) and _pid_alive(pid):
+        if pid is not None and sshd_ours(pid):
             namespace = _mount_ns(pid)
             if namespace == _mount_ns("self"):
                 namespace = None  # still in `unshare`: only the pid itself is the node's
 
         def members() -> set[int]:
             found: set[int] = set()
-            if pid is not None and config in _cmdline(pid) and _pid_alive(pid):
+            if pid is not None and sshd_ours(pid):
                 found.add(pid)
             if namespace is not None:
                 found |= _pids_in_mount_ns(namespace)
@@ -622,7 +579,7 @@ class HomelabNode:
                 with contextlib.suppress(OSError, ValueError):
                     found |= {int(p) for p in (cgroup / "cgroup.procs").read_text().split()}
             found.discard(os.getpid())
-            return {p for p in found if _pid_alive(p)}
+            return {p for p in found if pid_alive(p)}
 
         stopped = False
         deadline = time.monotonic() + timeout
@@ -652,17 +609,6 @@ class HomelabNode:
                 cgroup.parent.rmdir()  # the shared "homelab" parent, once no node uses it
         pid_file.unlink(missing_ok=True)
         return stopped
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- fault switches ---------------------------------------------------------------------
 

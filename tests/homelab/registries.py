@@ -8,7 +8,6 @@ pushed with skopeo, so no docker engine and no internet are needed.
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import io
@@ -16,19 +15,27 @@ import json
 import os
 import re
 import secrets
-import signal
-import socket
 import subprocess
 import tarfile
 import tempfile
-import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import Self
 
 import httpx
 import yaml
+
+from tests.homelab.processes import (
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    Daemon,
+    StartStop,
+    child_env,
+    command_line,
+    http_probe,
+    port_open,
+    stop_pid_file,
+)
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 SKOPEO_BINARY = "skopeo"
@@ -37,10 +44,7 @@ SKOPEO_BINARY = "skopeo"
 DOCKERHUB_IMAGES = ["library/busybox:latest", "library/alpine:3.20"]
 GHCR_IMAGES = ["owner/tool:1.0"]
 
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 10.0
 SKOPEO_TIMEOUT = 60.0
-LOG_TAIL_LINES = 30
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -55,11 +59,6 @@ MANIFEST_ACCEPT = ", ".join((OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_MA
 FIXED_EPOCH = 1_704_067_200  # 2024-01-01T00:00:00Z
 FIXED_CREATED = "2024-01-01T00:00:00Z"
 
-# Proxy variables must never route loopback traffic (or anything else) elsewhere.
-_PROXY_VARS = frozenset(
-    {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ftp_proxy"}
-    | {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY", "FTP_PROXY"}
-)
 # distribution's repository-name grammar (reference.NameRegexp without a domain).
 _REPO_RE = re.compile(r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*")
 _TAG_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}")
@@ -69,102 +68,14 @@ class RegistryError(RuntimeError):
     """A registry process or an image push did not do what was asked."""
 
 
-def _child_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
-
-
-def _log_tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return "(no log written)"
-    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
-
-
-# ---------------------------------------------------------------------------------------
-# Processes
-# ---------------------------------------------------------------------------------------
-
-
-def _pid_alive(pid: int) -> bool:
-    """True while `pid` runs; a zombie (exited, not yet reaped by its parent) counts as gone."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    # Field 3, after the parenthesised command name (which may itself contain spaces).
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _signal_group(pid: int, sig: signal.Signals) -> None:
-    # The registry leads its own session, so its process group id is its pid.
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, sig)
-
-
-def _wait_exited_unreaped(pid: int, timeout: float) -> bool | None:
-    """Wait up to `timeout` for our child `pid` to exit, leaving it unreaped (a zombie).
-
-    True: it is a zombie now, so its pid (and process group id) cannot be reused yet.
-    False: still running. None: already reaped elsewhere, so the pid is no longer ours.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT) is not None:
-                return True
-        except ChildProcessError:
-            return None
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.02)
-
-
-def stop_pid_file(pid_file: Path, timeout: float = STOP_TIMEOUT) -> bool:
-    """Stop the registry recorded in `pid_file` (from any process); True if one was running.
-
-    The pid is only signalled while /proc says it still runs `docker-registry` with the
-    config that sits next to the pid file, so a recycled pid is never hit.
-    """
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        pid_file.unlink(missing_ok=True)
-        return False
-    config = pid_file.parent / RegistryServer.CONFIG_NAME
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except FileNotFoundError:
-        cmdline = []
-    ours = os.fsencode(REGISTRY_BINARY) in cmdline and os.fsencode(config) in cmdline
-    running = ours and _pid_alive(pid)
-    if running:
-        _signal_group(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while _pid_alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if _pid_alive(pid):
-            _signal_group(pid, signal.SIGKILL)
-            deadline = time.monotonic() + timeout
-            while _pid_alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.05)
-    pid_file.unlink(missing_ok=True)
-    return running
-
-
-class RegistryServer:
+class RegistryServer(StartStop):
     """One `docker-registry serve` process; its config, storage, log and pid live in state_dir."""
 
     CONFIG_NAME = "config.yml"
     PID_NAME = "registry.pid"
     LOG_NAME = "registry.log"
     STORAGE_NAME = "storage"
+    reuse_running = True  # `with` takes a running registry as it is
 
     def __init__(
         self,
@@ -189,8 +100,15 @@ class RegistryServer:
         self.proxy_password = proxy_password
         # Signs upload state only; fixed per instance so restarts within one run agree.
         self._http_secret = secrets.token_hex(16)
-        self._process: subprocess.Popen[bytes] | None = None
-        self._log_handle: IO[bytes] | None = None
+        # The registry logs only to stdout/stderr; the file is where the log level applies.
+        self._daemon = Daemon(
+            name,
+            [REGISTRY_BINARY, "serve", str(self.config_path)],
+            self.pid_file,
+            self.log_path,
+            cwd=self.state_dir,
+            error=RegistryError,
+        )
 
     def __repr__(self) -> str:
         mode = f" proxy->{self.proxy_remote_url}" if self.proxy_remote_url else ""
@@ -223,7 +141,7 @@ class RegistryServer:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        return self._daemon.pid
 
     def config(self) -> dict[str, object]:
         config: dict[str, object] = {
@@ -262,13 +180,8 @@ class RegistryServer:
             handle.write(text)
         os.chmod(self.config_path, 0o600)  # O_CREAT's mode does not apply to an old file
 
-    def _address_in_use(self) -> bool:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.settimeout(0.5)
-            return sock.connect_ex((self.host, self.port)) == 0
-
     def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._daemon.is_running()
 
     def start(self, timeout: float = START_TIMEOUT) -> Self:
         """Spawn the registry and wait until it answers GET /v2/ with 200."""
@@ -278,92 +191,33 @@ class RegistryServer:
             raise RegistryError(f"{REGISTRY_BINARY} is missing: apt-get install docker-registry")
         # Without this check a stranger already on host:port would answer our readiness
         # probe while our own process dies on "address already in use".
-        if self._address_in_use():
+        if port_open(self.host, self.port):
             raise RegistryError(f"{self.address} is already in use; cannot start {self.name}")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.storage_dir.mkdir(exist_ok=True)
         self._write_config()
-        self._log_handle = self.log_path.open("ab")
-        # The registry logs only to stdout/stderr; the file is where the log level applies.
-        self._process = subprocess.Popen(
-            [REGISTRY_BINARY, "serve", str(self.config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_handle,
-            stderr=subprocess.STDOUT,
-            cwd=self.state_dir,
-            env=_child_env(),
-            start_new_session=True,  # own process group: stop() takes everything with it
-        )
-        self.pid_file.write_text(f"{self._process.pid}\n")
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _wait_ready(self, timeout: float) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout
-        last_error = "no answer yet"
         with httpx.Client(trust_env=False, timeout=httpx.Timeout(1.0, connect=0.5)) as client:
-            while time.monotonic() < deadline:
-                code = self._process.poll()
-                if code is not None:
-                    raise RegistryError(
-                        f"{self.name} exited with code {code} while starting; "
-                        f"log tail ({self.log_path}):\n{_log_tail(self.log_path)}"
-                    )
-                try:
-                    response = client.get(f"{self.url}/v2/")
-                except httpx.HTTPError as exc:
-                    last_error = f"{type(exc).__name__}: {exc}"
-                else:
-                    if response.status_code == 200:
-                        return
-                    last_error = f"GET /v2/ answered {response.status_code}"
-                time.sleep(0.05)
-        raise RegistryError(
-            f"{self.name} at {self.url} not ready after {timeout:.0f}s ({last_error}); "
-            f"log tail ({self.log_path}):\n{_log_tail(self.log_path)}"
-        )
+            self._daemon.start(http_probe(client, f"{self.url}/v2/"), timeout)
+        return self
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM the process group, SIGKILL it after `timeout`; safe to call repeatedly."""
-        process, self._process = self._process, None
-        if process is not None:
-            # Only while the leader is alive or an unreaped zombie does its pid surely
-            # still name our group: wait without reaping, sweep the group, then reap.
-            state = _wait_exited_unreaped(process.pid, 0) if process.returncode is None else None
-            if state is False:
-                _signal_group(process.pid, signal.SIGTERM)
-                state = _wait_exited_unreaped(process.pid, timeout)
-                if state is False:
-                    _signal_group(process.pid, signal.SIGKILL)
-                    state = _wait_exited_unreaped(process.pid, timeout)
-            if state:
-                _signal_group(process.pid, signal.SIGKILL)  # stragglers; none expected
-            process.wait(timeout)
-            self.pid_file.unlink(missing_ok=True)
-        if self._log_handle is not None:
-            self._log_handle.close()
-            self._log_handle = None
+        self._daemon.stop(timeout)
 
     @classmethod
     def stop_from_pid_file(cls, state_dir: Path, timeout: float = STOP_TIMEOUT) -> bool:
-        """Stop a registry that another process started in `state_dir` (`make testbed-down`)."""
-        return stop_pid_file(Path(state_dir) / cls.PID_NAME, timeout)
+        """Stop a registry that another process started in `state_dir` (`make testbed-down`).
 
-    def __enter__(self) -> Self:
-        return self.start() if not self.is_running() else self
+        The pid is only signalled while /proc says it still runs `docker-registry` with the
+        config that sits next to the pid file, so a recycled pid is never hit.
+        """
+        config = str(Path(state_dir) / cls.CONFIG_NAME)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+        def ours(pid: int) -> bool:
+            args = command_line(pid)
+            return REGISTRY_BINARY in args and config in args
+
+        return stop_pid_file(Path(state_dir) / cls.PID_NAME, ours, timeout)
 
 
 # ---------------------------------------------------------------------------------------
@@ -489,7 +343,7 @@ def _skopeo(args: list[str], workdir: Path, timeout: float = SKOPEO_TIMEOUT) -> 
         # demands signatures, or mirror/alias rules, must not change what we push or read.
         policy.write_text('{"default": [{"type": "insecureAcceptAnything"}]}\n')
         (workdir / "registries.conf").write_text("")
-    env = _child_env()
+    env = child_env()
     env["CONTAINERS_REGISTRIES_CONF"] = str(workdir / "registries.conf")
     command = [SKOPEO_BINARY, "--policy", str(policy), "--tmpdir", str(workdir), *args]
     try:

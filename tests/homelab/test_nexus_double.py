@@ -151,6 +151,13 @@ def connector(double: NexusDoubleProcess, port: int, auth: tuple[str, str] | Non
     return httpx.Client(base_url=f"http://{double.host}:{port}", auth=auth, trust_env=False, timeout=30.0)
 
 
+def create(api: httpx.Client, path: str, body: dict[str, Any]) -> None:
+    """POST a repository ("repositories/docker/hosted", ...: Nexus answers 201) or a role or
+    user ("security/roles", "security/users": 200)."""
+    response = api.post(f"{API}/v1/{path}", json=body)
+    assert response.status_code == (201 if path.startswith("repositories/") else 200), response.text
+
+
 def build_mirror(double: NexusDoubleProcess, upstream_url: str) -> None:
     """The runbook's step 1: proxy, hosted and group, DockerToken realm, a pull role/user."""
     with client(double) as api:
@@ -159,7 +166,7 @@ def build_mirror(double: NexusDoubleProcess, upstream_url: str) -> None:
             ("docker/hosted", hosted_body("docker-internal", HOSTED_PORT)),
             ("docker/group", group_body("docker-group", ["docker-internal", "docker-dockerhub"], GROUP_PORT)),
         ):
-            assert api.post(f"{API}/v1/repositories/{path}", json=body).status_code == 201
+            create(api, f"repositories/{path}", body)
         active = api.get(f"{API}/v1/security/realms/active").json()
         assert api.put(f"{API}/v1/security/realms/active", json=[*active, "DockerToken"]).status_code == 204
         role = {
@@ -169,13 +176,8 @@ def build_mirror(double: NexusDoubleProcess, upstream_url: str) -> None:
             "privileges": ["nx-repository-view-docker-docker-group-read"],
             "roles": [],
         }
-        assert api.post(f"{API}/v1/security/roles", json=role).status_code == 200
-        assert (
-            api.post(
-                f"{API}/v1/security/users", json=user_body("puller", PULLER_PASSWORD, ["docker-pull"])
-            ).status_code
-            == 200
-        )
+        create(api, "security/roles", role)
+        create(api, "security/users", user_body("puller", PULLER_PASSWORD, ["docker-pull"]))
 
 
 def skopeo(args: list[str], workdir: Path) -> subprocess.CompletedProcess[str]:
@@ -214,7 +216,7 @@ def test_management_needs_admin_credentials(nexus: NexusDoubleProcess) -> None:
         assert wrong.get(f"{API}/v1/repositories").status_code == 401
     with client(nexus) as api:
         body = user_body("viewer", "viewer-pw", ["nx-anonymous"])
-        assert api.post(f"{API}/v1/security/users", json=body).status_code == 200
+        create(api, "security/users", body)
     with client(nexus, ("viewer", "viewer-pw")) as viewer:
         assert viewer.get(f"{API}/v1/repositories").status_code == 403
         assert viewer.get(f"{API}/v1/status").status_code == 200
@@ -262,20 +264,10 @@ def test_docker_repositories_are_created_read_updated_and_deleted(nexus: NexusDo
             "username": "hub",
             "password": "hub-Secret-1",
         }
-        assert api.post(f"{API}/v1/repositories/docker/proxy", json=proxy).status_code == 201
-        assert (
-            api.post(
-                f"{API}/v1/repositories/docker/hosted", json=hosted_body("docker-internal", None)
-            ).status_code
-            == 201
-        )
+        create(api, "repositories/docker/proxy", proxy)
+        create(api, "repositories/docker/hosted", hosted_body("docker-internal", None))
         members = ["docker-internal", "docker-dockerhub"]
-        assert (
-            api.post(
-                f"{API}/v1/repositories/docker/group", json=group_body("docker-group", members, None)
-            ).status_code
-            == 201
-        )
+        create(api, "repositories/docker/group", group_body("docker-group", members, None))
 
         got = api.get(f"{API}/v1/repositories/docker/proxy/docker-dockerhub").json()
         assert (got["format"], got["type"]) == ("docker", "proxy")
@@ -362,12 +354,7 @@ def test_invalid_repository_requests_get_nexus_400_bodies(nexus: NexusDoubleProc
             {"id": "BlobStoreName", "message": "Blob store not found"}
         ]
 
-        assert (
-            api.post(
-                f"{API}/v1/repositories/docker/hosted", json=hosted_body("docker-internal", None)
-            ).status_code
-            == 201
-        )
+        create(api, "repositories/docker/hosted", hosted_body("docker-internal", None))
         duplicate = api.post(
             f"{API}/v1/repositories/docker/hosted", json=hosted_body("docker-internal", None)
         )
@@ -413,14 +400,14 @@ def test_pypi_and_apt_repositories_round_trip(nexus: NexusDoubleProcess) -> None
             "proxy": proxy,
             "negativeCache": negative,
         }
-        assert api.post(f"{API}/v1/repositories/pypi/proxy", json=body).status_code == 201
+        create(api, "repositories/pypi/proxy", body)
         group = {
             "name": "pypi-group",
             "online": True,
             "storage": storage,
             "group": {"memberNames": ["pypi-proxy"]},
         }
-        assert api.post(f"{API}/v1/repositories/pypi/group", json=group).status_code == 201
+        create(api, "repositories/pypi/group", group)
         apt = {
             "name": "apt-debian",
             "online": True,
@@ -430,7 +417,7 @@ def test_pypi_and_apt_repositories_round_trip(nexus: NexusDoubleProcess) -> None
             "httpClient": {"blocked": False, "autoBlock": True},
             "apt": {"distribution": "bookworm", "flat": False},
         }
-        assert api.post(f"{API}/v1/repositories/apt/proxy", json=apt).status_code == 201
+        create(api, "repositories/apt/proxy", apt)
         validate(m.PyPiProxyApiRepository, api.get(f"{API}/v1/repositories/pypi/proxy/pypi-proxy").json())
         validate(
             m.SimpleApiGroupDeployRepository, api.get(f"{API}/v1/repositories/pypi/group/pypi-group").json()
@@ -442,12 +429,7 @@ def test_pypi_and_apt_repositories_round_trip(nexus: NexusDoubleProcess) -> None
 
 def test_repository_privileges_come_and_go_with_the_repository(nexus: NexusDoubleProcess) -> None:
     with client(nexus) as api:
-        assert (
-            api.post(
-                f"{API}/v1/repositories/docker/hosted", json=hosted_body("docker-internal", None)
-            ).status_code
-            == 201
-        )
+        create(api, "repositories/docker/hosted", hosted_body("docker-internal", None))
         names = {p["name"] for p in api.get(f"{API}/v1/security/privileges").json()}
         expected = {
             f"nx-repository-view-docker-docker-internal-{a}"
@@ -467,7 +449,7 @@ def test_repository_privileges_come_and_go_with_the_repository(nexus: NexusDoubl
             "privileges": ["nx-repository-view-docker-docker-internal-add"],
             "roles": [],
         }
-        assert api.post(f"{API}/v1/security/roles", json=role).status_code == 200
+        create(api, "security/roles", role)
         assert api.delete(f"{API}/v1/repositories/docker-internal").status_code == 204
         assert (
             api.get(
@@ -506,7 +488,7 @@ def test_roles_are_managed_and_unknown_references_rejected(nexus: NexusDoublePro
         )
         assert nested.status_code == 400
         outer = {"id": "outer", "name": "outer", "privileges": [], "roles": ["docker-pull"]}
-        assert api.post(f"{API}/v1/security/roles", json=outer).status_code == 200
+        create(api, "security/roles", outer)
         assert (
             api.put(f"{API}/v1/security/roles/docker-pull", json={**role, "roles": ["outer"]}).status_code
             == 400
@@ -532,18 +514,8 @@ def test_roles_are_managed_and_unknown_references_rejected(nexus: NexusDoublePro
 
 def test_users_are_managed_and_search_is_by_prefix(nexus: NexusDoubleProcess) -> None:
     with client(nexus) as api:
-        assert (
-            api.post(
-                f"{API}/v1/security/users", json=user_body("puller", PULLER_PASSWORD, ["nx-anonymous"])
-            ).status_code
-            == 200
-        )
-        assert (
-            api.post(
-                f"{API}/v1/security/users", json=user_body("puller2", "pw-2", ["nx-anonymous"])
-            ).status_code
-            == 200
-        )
+        create(api, "security/users", user_body("puller", PULLER_PASSWORD, ["nx-anonymous"]))
+        create(api, "security/users", user_body("puller2", "pw-2", ["nx-anonymous"]))
         found = api.get(f"{API}/v1/security/users", params={"userId": "puller"}).json()
         assert [u["userId"] for u in found] == ["puller", "puller2"]  # callers filter exactly
         assert all("password" not in u for u in found)
@@ -675,13 +647,8 @@ def test_connector_challenges_tokens_and_privileges(
 
     with client(nexus) as api:
         searcher = {"id": "searcher", "name": "searcher", "privileges": ["nx-search-read"], "roles": []}
-        assert api.post(f"{API}/v1/security/roles", json=searcher).status_code == 200
-        assert (
-            api.post(
-                f"{API}/v1/security/users", json=user_body("nobody", "nobody-pw", ["searcher"])
-            ).status_code
-            == 200
-        )
+        create(api, "security/roles", searcher)
+        create(api, "security/users", user_body("nobody", "nobody-pw", ["searcher"]))
         forced = group_body("docker-group", ["docker-internal", "docker-dockerhub"], GROUP_PORT)
         forced["docker"]["forceBasicAuth"] = True
         assert api.put(f"{API}/v1/repositories/docker/group/docker-group", json=forced).status_code == 204
@@ -719,13 +686,8 @@ def test_skopeo_pushes_into_hosted_and_the_group_serves_it(
             "privileges": [f"nx-repository-view-docker-docker-internal-{a}" for a in ("read", "add", "edit")],
             "roles": [],
         }
-        assert api.post(f"{API}/v1/security/roles", json=role).status_code == 200
-        assert (
-            api.post(
-                f"{API}/v1/security/users", json=user_body("builder", "builder-pw", ["docker-push"])
-            ).status_code
-            == 200
-        )
+        create(api, "security/roles", role)
+        create(api, "security/users", user_body("builder", "builder-pw", ["docker-push"]))
     source = f"docker://{registry.address}/library/alpine:3.20"
     target = f"docker://{nexus.host}:{HOSTED_PORT}/builds/alpine:3.20"
     denied = skopeo(
@@ -773,12 +735,7 @@ def test_skopeo_pushes_into_hosted_and_the_group_serves_it(
 
 def test_connector_ports_follow_repository_updates(nexus: NexusDoubleProcess) -> None:
     with client(nexus) as api:
-        assert (
-            api.post(
-                f"{API}/v1/repositories/docker/hosted", json=hosted_body("docker-internal", HOSTED_PORT)
-            ).status_code
-            == 201
-        )
+        create(api, "repositories/docker/hosted", hosted_body("docker-internal", HOSTED_PORT))
         assert nexus.connectors()["bound"] == {str(HOSTED_PORT): "docker-internal"}
         assert (
             api.put(
@@ -793,12 +750,7 @@ def test_connector_ports_follow_repository_updates(nexus: NexusDoubleProcess) ->
         with socket.socket() as squatter:
             squatter.bind((nexus.host, 8095))
             squatter.listen()
-            assert (
-                api.post(
-                    f"{API}/v1/repositories/docker/hosted", json=hosted_body("docker-busy", 8095)
-                ).status_code
-                == 201
-            )
+            create(api, "repositories/docker/hosted", hosted_body("docker-busy", 8095))
         assert "Could not start docker connector for repository docker-busy" in nexus.log_text()
         nexus.set_connectors(up=False)
         with pytest.raises(httpx.ConnectError), connector(nexus, 8092) as down:
@@ -820,7 +772,7 @@ def test_injected_503_is_answered_twice_then_clears(nexus: NexusDoubleProcess) -
         body = hosted_body("docker-internal", None)
         first, second = (api.post(f"{API}/v1/repositories/docker/hosted", json=body) for _ in range(2))
         assert (first.status_code, second.status_code) == (503, 503)
-        assert api.post(f"{API}/v1/repositories/docker/hosted", json=body).status_code == 201
+        create(api, "repositories/docker/hosted", body)
         assert [r["fault"] for r in nexus.requests(kind="rest") if r["method"] == "POST"] == [
             "status",
             "status",

@@ -34,6 +34,7 @@ from tests.homelab.nodes import (
     _nft_binary,
     cgroup2_mount,
     ensure_client_key,
+    load_host_key,
     ssh_run,
 )
 from tests.homelab.registries import REGISTRY_BINARY, RegistryServer, seed_images
@@ -52,7 +53,7 @@ needs_nft = pytest.mark.skipif(
 
 BUSYBOX = "docker.io/library/busybox:latest"
 StartNode = Callable[..., HomelabNode]
-StartRegistry = Callable[..., RegistryServer]
+StartRegistry = Callable[..., RegistryServer]  # the start_registry fixture (conftest.py)
 
 
 def upstreams_of(lab: LabAddresses) -> dict[str, str]:
@@ -97,26 +98,19 @@ def start_node(tmp_path: Path) -> Iterator[StartNode]:
             node.stop()
 
 
-@pytest.fixture
-def start_registry(tmp_path: Path) -> Iterator[StartRegistry]:
-    servers: list[RegistryServer] = []
-
-    def start(name: str, host: str, **kwargs: Any) -> RegistryServer:
-        server = RegistryServer(name, host, 5000, tmp_path / "registries" / name, **kwargs)
-        servers.append(server)
-        return server.start()
-
-    try:
-        yield start
-    finally:
-        for server in reversed(servers):
-            server.stop()
-
-
 def seeded_upstream(start_registry: StartRegistry, lab: LabAddresses) -> tuple[RegistryServer, str]:
     upstream = start_registry("upstream-dockerhub", lab.upstream_dockerhub)
     digest = seed_images(upstream.url, ["library/busybox:latest"])["library/busybox:latest"]
     return upstream, digest
+
+
+def live_mirror(
+    start_registry: StartRegistry, lab: LabAddresses
+) -> tuple[RegistryServer, RegistryServer, str]:
+    """A seeded upstream and the legacy cache pulling through from it: (upstream, mirror, digest)."""
+    upstream, digest = seeded_upstream(start_registry, lab)
+    mirror = start_registry("legacy-cache", lab.legacy_cache, proxy_remote_url=upstream.url)
+    return upstream, mirror, digest
 
 
 def run(node: HomelabNode, command: str, timeout: float = 30.0) -> tuple[int, str, str]:
@@ -165,43 +159,35 @@ def test_a_host_key_other_than_the_nodes_is_refused(start_node: StartNode):
     other = start_node(70, 1)
     key = str(ensure_client_key(node.lab_root))
 
-    wrong = paramiko.SSHClient()
-    wrong.get_host_keys().add(node.address, *_key_of(other))  # the other node's key for this address
-    wrong.set_missing_host_key_policy(paramiko.RejectPolicy())
+    # The other node's key for this address, then no key at all.
     with pytest.raises(paramiko.BadHostKeyException):
-        wrong.connect(
-            node.address,
-            22,
-            username="root",
-            key_filename=key,
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=5,
-        )
-    wrong.close()
-
-    unknown = paramiko.SSHClient()
-    unknown.set_missing_host_key_policy(paramiko.RejectPolicy())
+        _connect_as_root(node, key, known=load_host_key(other.host_key_line))
     with pytest.raises(paramiko.SSHException, match="not found in known_hosts"):
-        unknown.connect(
-            node.address,
-            22,
-            username="root",
-            key_filename=key,
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=5,
-        )
-    unknown.close()
+        _connect_as_root(node, key, known=None)
 
     assert node.host_key_line.startswith("ssh-ed25519 AAAA")
     assert node.host_key_line != other.host_key_line
     assert stat.S_IMODE(os.stat(key).st_mode) == 0o600
 
 
-def _key_of(node: HomelabNode) -> tuple[str, paramiko.PKey]:
-    key_type, data = node.host_key_line.split()
-    return key_type, paramiko.PKey.from_type_string(key_type, base64.b64decode(data))
+def _connect_as_root(node: HomelabNode, key: str, known: tuple[str, paramiko.PKey] | None) -> None:
+    """Connect with the lab key, trusting only `known` as the node's host key."""
+    client = paramiko.SSHClient()
+    if known is not None:
+        client.get_host_keys().add(node.address, *known)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    try:
+        client.connect(
+            node.address,
+            22,
+            username="root",
+            key_filename=key,
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=5,
+        )
+    finally:
+        client.close()
 
 
 # ---------------------------------------------------------------------------------------
@@ -370,9 +356,7 @@ def test_registries_yaml_errors_that_are_fatal_in_k3s(text: str, message: str):
 def test_a_pull_through_a_live_mirror_is_served_by_the_mirror(
     start_node: StartNode, start_registry: StartRegistry
 ):
-    lab = LabAddresses(73)
-    upstream, digest = seeded_upstream(start_registry, lab)
-    mirror = start_registry("legacy-cache", lab.legacy_cache, proxy_remote_url=upstream.url)
+    _, mirror, digest = live_mirror(start_registry, LabAddresses(73))
     node = start_node(73, 0, registries=mirrors_yaml(mirror.url))
 
     code, out, err = run(node, f"crictl pull {BUSYBOX}")
@@ -582,22 +566,22 @@ def test_mirror_unreachable_refuses_the_mirror_to_the_nodes_processes_only(
     start_node: StartNode, start_registry: StartRegistry
 ):
     lab = LabAddresses(79)
-    upstream, _ = seeded_upstream(start_registry, lab)
-    mirror = start_registry("legacy-cache", lab.legacy_cache, proxy_remote_url=upstream.url)
+    _, mirror, _ = live_mirror(start_registry, lab)
     node = start_node(79, 0, registries=mirrors_yaml(mirror.url))
     client = node.ssh_client()
+
+    def forward(host: str) -> None:
+        """Open (and close) an SSH port forwarding to host:5000, from the node's sshd."""
+        client.get_transport().open_channel("direct-tcpip", (host, 5000), ("127.0.0.1", 0)).close()
+
     try:
-        client.get_transport().open_channel(
-            "direct-tcpip", (lab.legacy_cache, 5000), ("127.0.0.1", 0)
-        ).close()
+        forward(lab.legacy_cache)
 
         node.set_fault("mirror-unreachable", [mirror.address])
 
         with pytest.raises(paramiko.ChannelException):
-            client.get_transport().open_channel("direct-tcpip", (lab.legacy_cache, 5000), ("127.0.0.1", 0))
-        client.get_transport().open_channel(
-            "direct-tcpip", (lab.upstream_dockerhub, 5000), ("127.0.0.1", 0)
-        ).close()
+            forward(lab.legacy_cache)
+        forward(lab.upstream_dockerhub)
         assert run(node, f"crictl pull {BUSYBOX}")[0] == 0
         entry = node.pull_log()[-1]
         assert entry["via"] == "default-endpoint"
@@ -606,9 +590,7 @@ def test_mirror_unreachable_refuses_the_mirror_to_the_nodes_processes_only(
             pass  # the host itself still reaches the mirror
 
         node.clear_faults()
-        client.get_transport().open_channel(
-            "direct-tcpip", (lab.legacy_cache, 5000), ("127.0.0.1", 0)
-        ).close()
+        forward(lab.legacy_cache)
     finally:
         client.close()
 

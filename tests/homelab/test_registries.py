@@ -7,7 +7,7 @@ import shutil
 import stat
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -40,24 +40,7 @@ LAB = LabAddresses(90)
 OTHER_LAB = LabAddresses(91)
 PORT = 5000
 
-StartRegistry = Callable[..., RegistryServer]
-
-
-@pytest.fixture
-def start_registry(tmp_path: Path) -> Iterator[StartRegistry]:
-    """Start registries by name; every one is stopped when the test ends, pass or fail."""
-    servers: list[RegistryServer] = []
-
-    def start(name: str, host: str, port: int = PORT, **kwargs: object) -> RegistryServer:
-        server = RegistryServer(name, host, port, tmp_path / name, **kwargs)  # type: ignore[arg-type]
-        servers.append(server)
-        return server.start()
-
-    try:
-        yield start
-    finally:
-        for server in reversed(servers):  # proxies before their upstreams
-            server.stop()
+StartRegistry = Callable[..., RegistryServer]  # the start_registry fixture (conftest.py)
 
 
 def _pid_gone(pid: int) -> bool:

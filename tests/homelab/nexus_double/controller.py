@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import Any, Self
 
 import httpx
+
+from tests.homelab.processes import (
+    START_TIMEOUT,
+    STOP_TIMEOUT,
+    Daemon,
+    StartStop,
+    child_env,
+    command_line,
+    http_probe,
+    port_open,
+    stop_pid_file,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MODULE = "tests.homelab.nexus_double"
@@ -22,52 +28,20 @@ LOG_NAME = "nexus.log"
 OUTPUT_NAME = "nexus.out"  # stdout/stderr: tracebacks if the process dies before logging
 PASSWORD_NAME = "admin.password"
 REST_PORT = 8081
-START_TIMEOUT = 15.0
-STOP_TIMEOUT = 10.0
-_PROXY_VARS = frozenset(
-    {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
-    | {"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"}
-)
 
 
 class NexusDoubleError(RuntimeError):
     """The double did not start, or a control call failed."""
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except FileNotFoundError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"  # a zombie has exited
-
-
-def _kill_group(pid: int, timeout: float) -> None:
-    """SIGTERM the process group led by `pid`, SIGKILL it if it outlives `timeout`."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pid, sig)
-        deadline = time.monotonic() + timeout
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not _alive(pid):
-            return
-
-
 def _state_dir_of(pid: int) -> Path | None:
     """The --state-dir of the double running as `pid`, None if `pid` is no double."""
+    args = command_line(pid)
+    if MODULE not in args:
+        return None
     try:
-        args = [os.fsdecode(a) for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
         cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
     except (FileNotFoundError, PermissionError):
-        return None
-    if MODULE not in args:
         return None
     for index, arg in enumerate(args):
         if arg == "--state-dir" and index + 1 < len(args):
@@ -83,21 +57,14 @@ def stop_pidfile(state_dir: Path, timeout: float = STOP_TIMEOUT) -> bool:
     Only a pid whose command line is this module with this state dir is signalled, so a
     recycled pid is never hit.
     """
-    pid_file = Path(state_dir) / PID_NAME
-    try:
-        pid = int(pid_file.read_text().strip())
-    except (FileNotFoundError, ValueError):
-        pid_file.unlink(missing_ok=True)
-        return False
-    running = _state_dir_of(pid) == Path(state_dir).resolve() and _alive(pid)
-    if running:
-        _kill_group(pid, timeout)
-    pid_file.unlink(missing_ok=True)
-    return running
+    wanted = Path(state_dir).resolve()
+    return stop_pid_file(Path(state_dir) / PID_NAME, lambda pid: _state_dir_of(pid) == wanted, timeout)
 
 
-class NexusDoubleProcess:
+class NexusDoubleProcess(StartStop):
     """One double process: REST on host:rest_port, connectors on each docker repo's port."""
+
+    reuse_running = True  # `with` takes a running double as it is
 
     def __init__(
         self,
@@ -115,8 +82,7 @@ class NexusDoubleProcess:
         self.eula_accepted = eula_accepted
         self.starting_seconds = starting_seconds
         self.rest_port = rest_port
-        self._process: subprocess.Popen[bytes] | None = None
-        self._output: IO[bytes] | None = None
+        self._daemon: Daemon | None = None
 
     def __repr__(self) -> str:
         return f"NexusDoubleProcess({self.url})"
@@ -142,7 +108,7 @@ class NexusDoubleProcess:
         return self.state_dir / PASSWORD_NAME
 
     def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        return self._daemon is not None and self._daemon.is_running()
 
     def _write_password_file(self) -> None:
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -150,16 +116,11 @@ class NexusDoubleProcess:
             handle.write(self.admin_password + "\n")
         os.chmod(self.password_file, 0o600)  # O_CREAT's mode does not apply to an old file
 
-    def _address_in_use(self) -> bool:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.settimeout(0.5)
-            return sock.connect_ex((self.host, self.rest_port)) == 0
-
     def start(self, timeout: float = START_TIMEOUT) -> Self:
         """Spawn the double in its own session; return once /v1/status answers 200."""
         if self.is_running():
             raise NexusDoubleError(f"{self!r} is already running")
-        if self._address_in_use():
+        if port_open(self.host, self.rest_port):
             raise NexusDoubleError(f"{self.host}:{self.rest_port} is already in use")
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._write_password_file()
@@ -180,81 +141,31 @@ class NexusDoubleProcess:
         ]
         if self.eula_accepted:
             command.append("--eula-accepted")
-        env = {k: v for k, v in os.environ.items() if k not in _PROXY_VARS}
+        env = child_env()
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        self._output = (self.state_dir / OUTPUT_NAME).open("ab")
-        self._process = subprocess.Popen(
+        # stdout/stderr go to nexus.out; the double writes nexus.log (and its pid file too,
+        # but only after seconds of imports: stop_pidfile must find it from the start).
+        output = self.state_dir / OUTPUT_NAME
+        self._daemon = Daemon(
+            "the Nexus double",
             command,
+            self.pid_file,
+            output,
             cwd=REPO_ROOT,
             env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: stop() takes it all
+            error=NexusDoubleError,
+            logs=(output, self.log_path),
         )
-        # The process writes it too, but only after seconds of imports; stop_pidfile from
-        # another process must find it from the start.
-        self.pid_file.write_text(f"{self._process.pid}\n")
-        try:
-            self._wait_ready(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
-
-    def _wait_ready(self, timeout: float) -> None:
-        assert self._process is not None
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
         with httpx.Client(trust_env=False, timeout=httpx.Timeout(1.0, connect=0.5)) as client:
-            while time.monotonic() < deadline:
-                code = self._process.poll()
-                if code is not None:
-                    raise NexusDoubleError(
-                        f"the Nexus double exited with {code} while starting:\n{self._tail()}"
-                    )
-                try:
-                    response = client.get(f"{self.url}/service/rest/v1/status")
-                except httpx.HTTPError as exc:
-                    last = type(exc).__name__
-                else:
-                    if response.status_code == 200:
-                        return
-                    last = f"status {response.status_code}"
-                time.sleep(0.05)
-        raise NexusDoubleError(f"the Nexus double at {self.url} not ready ({last}):\n{self._tail()}")
-
-    def _tail(self, lines: int = 30) -> str:
-        texts = []
-        for path in (self.state_dir / OUTPUT_NAME, self.log_path):
-            with contextlib.suppress(FileNotFoundError):
-                texts.append("\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
-        return "\n".join(texts) or "(no output)"
+            self._daemon.start(http_probe(client, f"{self.url}/service/rest/v1/status"), timeout)
+        return self
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """Stop the process group; safe to call any number of times."""
-        process, self._process = self._process, None
-        if process is not None:
-            if process.poll() is None:
-                _kill_group(process.pid, timeout)
-            process.wait(timeout)
-            self.pid_file.unlink(missing_ok=True)
-        if self._output is not None:
-            self._output.close()
-            self._output = None
+        if self._daemon is not None:
+            self._daemon.stop(timeout)
 
     stop_pidfile = staticmethod(stop_pidfile)
-
-    def __enter__(self) -> Self:
-        return self if self.is_running() else self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- control API ----------------------------------------------------------------------
 

@@ -370,11 +370,7 @@ class RestApi:
                 409, f"The Role id '{body.id}' does not match the id used in the path '{role_id}'."
             )
         with self.state.lock:
-            role = self.state.roles.get(role_id)
-            if role is None:
-                raise message_error(404, f"Role '{role_id}' not found.")
-            if role.read_only:
-                raise message_error(400, f"Role '{role_id}' is internal and cannot be modified or deleted.")
+            role = self._modifiable_role(role_id)
             self._check_role_contents(role_id, body)
             role.name, role.description = body.name, body.description
             role.privileges, role.roles = list(body.privileges or []), list(body.roles or [])
@@ -383,13 +379,18 @@ class RestApi:
     def delete_role(self, request: Request, user: User | None, match: re.Match[str]) -> Reply:
         role_id = match["name"]
         with self.state.lock:
-            role = self.state.roles.get(role_id)
-            if role is None:
-                raise message_error(404, f"Role '{role_id}' not found.")
-            if role.read_only:
-                raise message_error(400, f"Role '{role_id}' is internal and cannot be modified or deleted.")
+            self._modifiable_role(role_id)
             del self.state.roles[role_id]
         return empty(204)
+
+    def _modifiable_role(self, role_id: str) -> Role:
+        """The role to change or delete (caller holds the lock): 404 if missing, 400 if built in."""
+        role = self.state.roles.get(role_id)
+        if role is None:
+            raise message_error(404, f"Role '{role_id}' not found.")
+        if role.read_only:
+            raise message_error(400, f"Role '{role_id}' is internal and cannot be modified or deleted.")
+        return role
 
     # -- users ----------------------------------------------------------------------------
 

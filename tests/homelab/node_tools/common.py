@@ -11,8 +11,9 @@ import contextlib
 import fcntl
 import json
 import os
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,18 @@ FAULT_NAMES = ("restart-fails", "restart-hangs", "pull-fails", "ssh-drop", "mirr
 
 class ToolError(Exception):
     """A tool cannot run at all (no node root): a homelab wiring problem, not node behaviour."""
+
+
+def run_tool(main: Callable[[list[str]], int]) -> None:
+    """A tool's `__main__`: exit with what `main(argv)` returns; a ToolError or a closed
+    pipe (`| head`) ends it with 1."""
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except ToolError as exc:
+        print(f"homelab stand-in: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except BrokenPipeError:
+        sys.exit(1)
 
 
 @dataclass(frozen=True)

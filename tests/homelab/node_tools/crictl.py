@@ -15,7 +15,7 @@ from collections import defaultdict
 from typing import Any
 
 from tests.homelab.node_tools import unit
-from tests.homelab.node_tools.common import SOCKET_ABSOLUTE, Node, ToolError
+from tests.homelab.node_tools.common import SOCKET_ABSOLUTE, Node, run_tool
 from tests.homelab.node_tools.containerd import ImageStore, PullError, certs_d, parse_reference, pull
 
 DEFAULT_ENDPOINT = f"unix://{SOCKET_ABSOLUTE}"
@@ -230,10 +230,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except ToolError as exc:
-        print(f"homelab stand-in: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except BrokenPipeError:
-        sys.exit(1)
+    run_tool(main)

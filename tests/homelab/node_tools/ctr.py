@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from tests.homelab.node_tools import unit
-from tests.homelab.node_tools.common import RANCHER_ETC, RANCHER_LIB, SOCKET_ABSOLUTE, Node, ToolError
+from tests.homelab.node_tools.common import RANCHER_ETC, RANCHER_LIB, SOCKET_ABSOLUTE, Node, run_tool
 from tests.homelab.node_tools.containerd import PullError, parse_reference, pull
 
 
@@ -80,10 +80,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except ToolError as exc:
-        print(f"homelab stand-in: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except BrokenPipeError:
-        sys.exit(1)
+    run_tool(main)

@@ -6,9 +6,7 @@ Supported: -u/--unit, -n/--lines, -o cat; paging and explanation flags (--no-pag
 
 from __future__ import annotations
 
-import sys
-
-from tests.homelab.node_tools.common import Node, ToolError
+from tests.homelab.node_tools.common import Node, run_tool
 from tests.homelab.node_tools.systemctl import journal_lines
 
 
@@ -54,10 +52,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except ToolError as exc:
-        print(f"homelab stand-in: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except BrokenPipeError:
-        sys.exit(1)
+    run_tool(main)

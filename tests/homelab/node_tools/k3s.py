@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from tests.homelab.node_tools import crictl, ctr, kubectl
-from tests.homelab.node_tools.common import GO_VERSION, K3S_COMMIT, K3S_VERSION, ToolError
+from tests.homelab.node_tools.common import GO_VERSION, K3S_COMMIT, K3S_VERSION, run_tool
 
 APPLETS = {"crictl": crictl.main, "kubectl": kubectl.main, "ctr": ctr.main}
 
@@ -25,10 +25,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except ToolError as exc:
-        print(f"homelab stand-in: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except BrokenPipeError:
-        sys.exit(1)
+    run_tool(main)

@@ -147,8 +147,18 @@ def _map(value: Any, where: str, go_type: str) -> dict[str, Any]:
     return {str(k): v for k, v in value.items()}
 
 
+def _struct(value: Any, where: str, go_type: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """A JSON object decoded into the Go struct `go_type` whose fields are `names`."""
+    return _fields(_map(value, where, go_type), names)
+
+
+def _strings(data: dict[str, Any], where: str) -> dict[str, str]:
+    """The string fields of a decoded struct; `where` names the struct in errors."""
+    return {name: _string(value, f"{where}.{name}") for name, value in data.items()}
+
+
 def _mirror(value: Any) -> Mirror:
-    data = _fields(_map(value, "Registry.mirrors", "registries.Mirror"), ("endpoint", "rewrite"))
+    data = _struct(value, "Registry.mirrors", "registries.Mirror", ("endpoint", "rewrite"))
     endpoints_raw = data.get("endpoint")
     endpoints: list[str] = []
     if endpoints_raw is not None:
@@ -163,28 +173,19 @@ def _mirror(value: Any) -> Mirror:
 
 
 def _registry_config(value: Any) -> RegistryConfig:
-    data = _fields(_map(value, "Registry.configs", "registries.RegistryConfig"), ("auth", "tls"))
+    data = _struct(value, "Registry.configs", "registries.RegistryConfig", ("auth", "tls"))
     config = RegistryConfig()
     if data.get("auth") is not None:
-        auth = _fields(
-            _map(data["auth"], "RegistryConfig.configs.auth", "registries.AuthConfig"),
-            ("username", "password", "auth", "identitytoken"),
-        )
-        config.auth = AuthConfig(
-            **{name: _string(auth.get(name), f"AuthConfig.configs.auth.{name}") for name in auth}
-        )
+        auth_fields = ("username", "password", "auth", "identitytoken")
+        auth = _struct(data["auth"], "RegistryConfig.configs.auth", "registries.AuthConfig", auth_fields)
+        config.auth = AuthConfig(**_strings(auth, "AuthConfig.configs.auth"))
     if data.get("tls") is not None:
-        tls = _fields(
-            _map(data["tls"], "RegistryConfig.configs.tls", "registries.TLSConfig"),
-            ("ca_file", "cert_file", "key_file", "insecure_skip_verify"),
-        )
+        tls_fields = ("ca_file", "cert_file", "key_file", "insecure_skip_verify")
+        tls = _struct(data["tls"], "RegistryConfig.configs.tls", "registries.TLSConfig", tls_fields)
         skip = tls.pop("insecure_skip_verify", False)
         if skip is not None and not isinstance(skip, bool):
             raise _type_error(skip, "TLSConfig.configs.tls.insecure_skip_verify", "bool")
-        config.tls = TLSConfig(
-            **{name: _string(tls.get(name), f"TLSConfig.configs.tls.{name}") for name in tls},
-            insecure_skip_verify=bool(skip),
-        )
+        config.tls = TLSConfig(**_strings(tls, "TLSConfig.configs.tls"), insecure_skip_verify=bool(skip))
     return config
 
 

@@ -23,8 +23,8 @@ from tests.homelab.node_tools.common import (
     KUBERNETES_VERSION,
     RANCHER_ETC,
     Node,
-    ToolError,
     lab_nodes,
+    run_tool,
 )
 
 API_DOWN_LOCAL = (
@@ -263,10 +263,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except ToolError as exc:
-        print(f"homelab stand-in: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except BrokenPipeError:
-        sys.exit(1)
+    run_tool(main)

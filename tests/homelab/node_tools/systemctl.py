@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.homelab.node_tools import unit
-from tests.homelab.node_tools.common import K3S_LOG, SSHD_PID, Node, ToolError
+from tests.homelab.node_tools.common import K3S_LOG, SSHD_PID, Node, run_tool
 
 EXIT_NOT_ACTIVE = 3
 EXIT_STATUS_NO_UNIT = 4
@@ -233,10 +233,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main(sys.argv[1:]))
-    except ToolError as exc:
-        print(f"homelab stand-in: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except BrokenPipeError:
-        sys.exit(1)
+    run_tool(main)

@@ -256,16 +256,7 @@ def restart(node: Node, hang_seconds: float = 0.0) -> str | None:
         begin_stop(node, state)
         begin_start(state)
         save_state(node, state)
-    # Outside the lock, so status queries see "activating" while k3s takes its time.
-    if hang_seconds > 0:
-        time.sleep(hang_seconds)
-    time.sleep(START_SECONDS)
-    with node.locked():
-        state = load_state(node)
-        error = k3s_start(node)
-        finish_start(node, state, error)
-        save_state(node, state)
-    return error
+    return _complete_start(node, hang_seconds)
 
 
 def start(node: Node) -> str | None:
@@ -277,6 +268,14 @@ def start(node: Node) -> str | None:
             return None
         begin_start(state)
         save_state(node, state)
+    return _complete_start(node)
+
+
+def _complete_start(node: Node, hang_seconds: float = 0.0) -> str | None:
+    """The k3s side of a start begun under the lock: None or the start's fatal message."""
+    # Outside the lock, so status queries see "activating" while k3s takes its time.
+    if hang_seconds > 0:
+        time.sleep(hang_seconds)
     time.sleep(START_SECONDS)
     with node.locked():
         state = load_state(node)
