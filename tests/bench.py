@@ -53,15 +53,14 @@ from pulumi import automation as auto
 
 from tests import bench_nodes, bench_profile
 from tests.engine.harness import TOOLS_BIN, VENV_PYTHON, missing_binaries, offline_env, program_copy
+from tests.engine.lab_stack import set_secrets
 from tests.homelab.addresses import LabAddresses
-from tests.homelab.lab import NODES, Homelab
+from tests.homelab.lab import NODE_NAMES, Homelab
 from tests.homelab.nodes import ssh_run
 
 BENCH_LABS = range(30, 40)
 STACK = "bench"
 PROJECT = "nexus-cutover"
-NAMES = [name for name, _, _ in NODES]
-SECRET_KEYS = ("nexusAdminPassword", "pullPassword", "pushPassword")
 WRITES = {"POST", "PUT", "PATCH", "DELETE"}
 PREVIEW_RUNS = 5
 SCALE_RUNS = 3
@@ -166,7 +165,7 @@ class Bench:
         self.command = auto.PulumiCommand(root=str(TOOLS_BIN.parent))
         self.figures: list[Figure] = []
         self.details: list[str] = []
-        self.targets = dict.fromkeys(NAMES, "legacy")
+        self.targets = dict.fromkeys(NODE_NAMES, "legacy")
         self.project = root / "program"
         self.stack: auto.Stack | None = None
         self.standin = 0.0  # seconds one remote command of a Python stand-in takes
@@ -181,10 +180,7 @@ class Bench:
 
     def new_stack(self, project: Path, name: str) -> auto.Stack:
         st = auto.Stack.create(name, self.workspace(project))
-        secrets = self.lab.secrets()
-        st.set_all_config(
-            {f"{PROJECT}:{key}": auto.ConfigValue(secrets[key], secret=True) for key in SECRET_KEYS}
-        )
+        set_secrets(st, self.lab)
         return st
 
     @property
@@ -268,7 +264,7 @@ class Bench:
         roots = {node.name: node.root for node in self.lab.nodes()}
         overheads: list[float] = []
         with bench_nodes.SshdTail(roots) as tail:
-            for name in NAMES:
+            for name in NODE_NAMES:
                 self.targets[name] = "nexus"
                 self.set_targets(self.targets)
                 events = Events()
@@ -453,7 +449,7 @@ class Bench:
             self.new_stack(project, f"scale-{size}")
         self.preview(project, f"scale-{SCALE_SIZES[0]}")  # warm-up
         roots = {node.name: node.root for node in self.lab.nodes()}
-        simulated = [self.lab.addresses.node(i) for i in range(len(NODES), max(SCALE_SIZES))]
+        simulated = [self.lab.addresses.node(i) for i in range(len(NODE_NAMES), max(SCALE_SIZES))]
         nexus = self.lab.nexus()
         nexus.clear_requests()
         before = bench_nodes.connections_seen(roots)

@@ -20,9 +20,7 @@ from pulumi import automation as auto
 from tests.engine.harness import NO_INTERNET_PROXY, ROOT, TOOLS_BIN, missing_binaries, set_settings
 from tests.homelab import __main__ as testbed
 from tests.homelab.addresses import TESTBED_LAB
-from tests.homelab.lab import NODES, Homelab
-
-NAMES = [name for name, _, _ in NODES]
+from tests.homelab.lab import NODE_NAMES, Homelab
 
 
 class Demo:
@@ -37,7 +35,7 @@ class Demo:
         self.lab = lab
         self.stack = auto.Stack.select(testbed.STACK, workspace)
         self.ups = 0
-        self.targets = dict.fromkeys(NAMES, "legacy")
+        self.targets = dict.fromkeys(NODE_NAMES, "legacy")
 
     def step(self, title: str, stage: int) -> dict[str, Any]:
         """Set the stage and the node targets, preview, then up; returns the outputs."""
@@ -83,7 +81,7 @@ def run(demo: Demo) -> dict[str, Any]:
     demo.step("stage 2: exposure", 2)
     print("Step 3 - nodes, the canary first, one per up")
     demo.step("stage 3: nodes managed, all still on legacy", 3)
-    for name in NAMES:
+    for name in NODE_NAMES:
         demo.targets[name] = "nexus"
         demo.step(f"{name} -> nexus", 3)
     demo.targets["pve2"] = "legacy"

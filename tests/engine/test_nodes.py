@@ -10,34 +10,25 @@ import pytest
 from pulumi import automation as auto
 
 from providers.k3s_node import model
-from tests.engine.harness import program_copy, stack, state_at_rest
-from tests.homelab.lab import NODES, Homelab
+from tests.engine.harness import state_at_rest
+from tests.engine.lab_stack import lab_stack, running_homelab
+from tests.homelab.lab import NODE_NAMES, Homelab
 
 pytestmark = pytest.mark.engine
 
 NODES_LAB = 24
-NAMES = [name for name, _, _ in NODES]
-SECRET_KEYS = ("nexusAdminPassword", "pullPassword", "pushPassword")
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Homelab]:
-    homelab = Homelab(tmp_path_factory.mktemp("nodes-lab"), NODES_LAB)
-    try:
-        homelab.up()
+    with running_homelab(tmp_path_factory.mktemp("nodes-lab"), NODES_LAB) as homelab:
         yield homelab
-    finally:
-        homelab.down()
 
 
 @pytest.fixture
 def cutover(lab, tmp_path) -> Iterator[auto.Stack]:
     """A stack at stage 3 with every node on legacy, applied; destroyed afterwards."""
-    project = program_copy(tmp_path)
-    with stack(project, "nodes", tmp_path / "state", local_hosts=lab.addresses.all_hosts()) as st:
-        lab.write_stack_file(project, "nodes", stage=3)
-        for key in SECRET_KEYS:
-            st.set_config(f"nexus-cutover:{key}", auto.ConfigValue(lab.secrets()[key], secret=True))
+    with lab_stack(lab, tmp_path, "nodes", stage=3) as st:
         st.up()
         st.tmp_path = tmp_path  # type: ignore[attr-defined]
         yield st
@@ -74,21 +65,17 @@ def restarts(lab: Homelab) -> dict[str, int]:
 
 def test_canary_then_one_node_per_up_rollback_and_destroy(lab, tmp_path):
     originals = files(lab)
-    project = program_copy(tmp_path)
-    with stack(project, "cutover", tmp_path / "state", local_hosts=lab.addresses.all_hosts()) as st:
-        lab.write_stack_file(project, "cutover", stage=3)
-        for key in SECRET_KEYS:
-            st.set_config(f"nexus-cutover:{key}", auto.ConfigValue(lab.secrets()[key], secret=True))
+    with lab_stack(lab, tmp_path, "cutover", stage=3) as st:
         before = restarts(lab)
         assert st.up().summary.result == "succeeded"
         # Same mirrors as the hand-written files: rewritten in canonical form, no restart.
-        assert files(lab) == dict.fromkeys(NAMES, render(lab, "legacy"))
+        assert files(lab) == dict.fromkeys(NODE_NAMES, render(lab, "legacy"))
         assert restarts(lab) == before
 
         targets: dict[str, str] = {}
         per_node: dict[str, float] = {}
         cutover_started = time.monotonic()
-        for name in NAMES:  # the canary first, then the rest, one per up
+        for name in NODE_NAMES:  # the canary first, then the rest, one per up
             targets[name] = "nexus"
             set_targets(st, lab, targets)
             preview = st.preview(diff=True)
@@ -106,14 +93,14 @@ def test_canary_then_one_node_per_up_rollback_and_destroy(lab, tmp_path):
             canary = [e for e in node.pull_log() if "nexus-cutover/canary" in e["image"]]
             assert canary and all(e["via"] == "mirror" for e in canary)
         total = time.monotonic() - cutover_started
-        assert files(lab) == dict.fromkeys(NAMES, render(lab, "nexus"))
+        assert files(lab) == dict.fromkeys(NODE_NAMES, render(lab, "nexus"))
         assert set(st.preview().change_summary) == {"same"}
 
         # Two nodes at once is refused at preview by the canary rule; nothing changes.
         set_targets(st, lab, {**targets, "pve1": "legacy", "pve2": "legacy"})
         with pytest.raises(auto.CommandError, match="2 nodes would change target in this update"):
             st.up()
-        assert files(lab) == dict.fromkeys(NAMES, render(lab, "nexus"))
+        assert files(lab) == dict.fromkeys(NODE_NAMES, render(lab, "nexus"))
 
         # Roll one node back by config: the legacy file byte for byte, pulls via CT113.
         set_targets(st, lab, {**targets, "pve2": "legacy"})

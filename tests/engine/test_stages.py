@@ -8,24 +8,19 @@ from collections.abc import Iterator
 import pytest
 from pulumi import automation as auto
 
-from tests.engine.harness import program_copy, set_settings, stack, state_at_rest
-from tests.homelab.lab import NODES, Homelab
+from tests.engine.harness import set_settings, state_at_rest
+from tests.engine.lab_stack import lab_stack, running_homelab
+from tests.homelab.lab import NODE_NAMES, Homelab
 
 pytestmark = pytest.mark.engine
 
 STAGES_LAB = 25
-NAMES = [name for name, _, _ in NODES]
-SECRET_KEYS = ("nexusAdminPassword", "pullPassword", "pushPassword")
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Homelab]:
-    homelab = Homelab(tmp_path_factory.mktemp("stages-lab"), STAGES_LAB)
-    try:
-        homelab.up()
+    with running_homelab(tmp_path_factory.mktemp("stages-lab"), STAGES_LAB) as homelab:
         yield homelab
-    finally:
-        homelab.down()
 
 
 def node_files(lab: Homelab) -> dict[str, str]:
@@ -33,7 +28,7 @@ def node_files(lab: Homelab) -> dict[str, str]:
 
 
 def set_stage(st: auto.Stack, lab: Homelab, stage: int, target: str) -> None:
-    set_settings(st, lab.stack_config(stage, dict.fromkeys(NAMES, target)))
+    set_settings(st, lab.stack_config(stage, dict.fromkeys(NODE_NAMES, target)))
 
 
 def service_ports(lab: Homelab, name: str) -> dict[str, int] | None:
@@ -51,14 +46,8 @@ def no_changes(st: auto.Stack) -> bool:
 
 def test_stages_forward_guarded_retirement_and_back_down(lab, tmp_path):
     originals, topology_before = node_files(lab), lab.topology_path.read_text()
-    project = program_copy(tmp_path)
-    with stack(project, "stages", tmp_path / "state", local_hosts=lab.addresses.all_hosts()) as st:
-        lab.write_stack_file(project, "stages", stage=1)
-        for key in SECRET_KEYS:
-            st.set_config(f"nexus-cutover:{key}", auto.ConfigValue(lab.secrets()[key], secret=True))
-        # All six nodes in one update here; the canary rule has tests of its own.
-        st.set_config("nexus-cutover:maxNodeChangesPerUp", auto.ConfigValue("6"))
-
+    # All six nodes in one update here; the canary rule has tests of its own.
+    with lab_stack(lab, tmp_path, "stages", stage=1, maxNodeChangesPerUp=6) as st:
         assert st.up().summary.result == "succeeded"
         apt = st.outputs()["packageMirrors"].value["apt-debian (apt)"]
         assert apt == f"deb {lab.nexus_url}/repository/apt-debian/ trixie main"

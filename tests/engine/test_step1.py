@@ -10,23 +10,20 @@ import httpx
 import pytest
 from pulumi import automation as auto
 
-from tests.engine.harness import program_copy, stack, state_at_rest
+from components.settings import SECRET_KEYS
+from tests.engine.harness import state_at_rest
+from tests.engine.lab_stack import lab_stack, running_homelab
 from tests.homelab.lab import Homelab
 
 pytestmark = pytest.mark.engine
 
 ENGINE_LAB = 21
-SECRET_KEYS = ("nexusAdminPassword", "pullPassword", "pushPassword")
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Homelab]:
-    homelab = Homelab(tmp_path_factory.mktemp("engine-lab"), ENGINE_LAB)
-    try:
-        homelab.up()
+    with running_homelab(tmp_path_factory.mktemp("engine-lab"), ENGINE_LAB) as homelab:
         yield homelab
-    finally:
-        homelab.down()
 
 
 @pytest.fixture
@@ -36,11 +33,6 @@ def admin(lab) -> Iterator[httpx.Client]:
         base_url=f"{lab.nexus_url}/service/rest", auth=auth, timeout=5, trust_env=False
     ) as client:
         yield client
-
-
-def set_secrets(st: auto.Stack, lab: Homelab) -> None:
-    for key in SECRET_KEYS:
-        st.set_config(f"nexus-cutover:{key}", auto.ConfigValue(lab.secrets()[key], secret=True))
 
 
 def skopeo_inspect(url: str, image: str, creds: str | None) -> subprocess.CompletedProcess:
@@ -58,11 +50,7 @@ def test_stage1_lifecycle_through_the_engine(lab, admin, tmp_path):
     started = time.monotonic()
     digests = json.loads((lab.root / "digests.json").read_text())
     realms_before = admin.get("/v1/security/realms/active").json()
-    project = program_copy(tmp_path)
-    with stack(project, "step1", tmp_path / "state", local_hosts=lab.addresses.all_hosts()) as st:
-        lab.write_stack_file(project, "step1")
-        set_secrets(st, lab)
-
+    with lab_stack(lab, tmp_path, "step1") as st:
         preview = st.preview()
         # stack, component, readiness, realms, 7 repos (4 docker, 2 pypi, apt-debian),
         # 2 roles, 2 users, pull and push checks
@@ -123,10 +111,7 @@ def test_stage1_lifecycle_through_the_engine(lab, admin, tmp_path):
 
 def test_bad_repo_setting_fails_at_preview_and_nothing_reaches_nexus(lab, admin, tmp_path):
     before = admin.get("/v1/repositories").json()
-    project = program_copy(tmp_path)
-    with stack(project, "bad", tmp_path / "state", local_hosts=lab.addresses.all_hosts()) as st:
-        lab.write_stack_file(project, "bad")
-        set_secrets(st, lab)
+    with lab_stack(lab, tmp_path, "bad") as st:
         st.set_config(
             "nexus-cutover:repos",
             auto.ConfigValue(
@@ -159,10 +144,7 @@ def test_repos_left_by_the_old_script_are_adopted_and_kept_on_destroy(lab, admin
         "dockerProxy": {"indexType": "REGISTRY"},
     }
     assert admin.post("/v1/repositories/docker/proxy", json=old_script_body).status_code == 201
-    project = program_copy(tmp_path)
-    with stack(project, "adopt", tmp_path / "state", local_hosts=lab.addresses.all_hosts()) as st:
-        lab.write_stack_file(project, "adopt")
-        set_secrets(st, lab)
+    with lab_stack(lab, tmp_path, "adopt") as st:
         with pytest.raises(auto.CommandError, match="docker-ghcr already exists in Nexus"):
             st.up()
         st.refresh()  # forget the half-finished update's pending operations

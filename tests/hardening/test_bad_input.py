@@ -18,7 +18,8 @@ import pytest
 import yaml
 from pulumi import automation as auto
 
-from tests.hardening.common import homelab, lab_stack, snapshot
+from tests.engine.lab_stack import lab_stack, running_homelab
+from tests.hardening.common import snapshot
 from tests.homelab.lab import Homelab
 
 pytestmark = pytest.mark.engine
@@ -258,7 +259,7 @@ CASES: list[tuple[str, Callable[[Config, Homelab], Any] | None, str]] = [
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Homelab]:
-    with homelab(tmp_path_factory.mktemp("bad-input-lab"), BAD_INPUT_LAB) as lab_:
+    with running_homelab(tmp_path_factory.mktemp("bad-input-lab"), BAD_INPUT_LAB) as lab_:
         yield lab_
 
 

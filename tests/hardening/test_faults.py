@@ -19,8 +19,9 @@ from pulumi import automation as auto
 
 from providers.k3s_node import model
 from tests.engine.harness import TOOLS_BIN, set_settings
-from tests.hardening.common import NAMES, homelab, lab_stack, registries_files, set_targets, snapshot
-from tests.homelab.lab import Homelab
+from tests.engine.lab_stack import lab_stack, running_homelab, set_targets
+from tests.hardening.common import registries_files, snapshot
+from tests.homelab.lab import NODE_NAMES, Homelab
 from tests.homelab.nodes import HomelabNode
 
 pytestmark = pytest.mark.engine
@@ -31,7 +32,7 @@ PENDING = "/etc/rancher/k3s/registries.yaml.nexus-cutover.pending"
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Homelab]:
-    with homelab(tmp_path_factory.mktemp("faults-lab"), FAULTS_LAB) as lab_:
+    with running_homelab(tmp_path_factory.mktemp("faults-lab"), FAULTS_LAB) as lab_:
         yield lab_
 
 
@@ -51,7 +52,7 @@ def baseline(lab, st) -> Iterator[None]:
     lab.nexus().clear_faults()
     for node in lab.nodes():
         node.clear_faults()
-    set_targets(st, lab, 3, dict.fromkeys(NAMES, "legacy"))
+    set_targets(st, lab, 3, dict.fromkeys(NODE_NAMES, "legacy"))
     st.up()
 
 

@@ -17,8 +17,8 @@ import pytest
 from pulumi import automation as auto
 
 from tests.engine.harness import TOOLS_BIN, set_settings
-from tests.hardening.common import NAMES, homelab, lab_stack, set_targets
-from tests.homelab.lab import Homelab
+from tests.engine.lab_stack import lab_stack, running_homelab, set_targets
+from tests.homelab.lab import NODE_NAMES, Homelab
 
 pytestmark = pytest.mark.engine
 
@@ -78,7 +78,7 @@ def cli(st: auto.Stack, *args: str) -> str:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Homelab]:
-    with homelab(tmp_path_factory.mktemp("leaks-lab"), LEAKS_LAB) as lab_:
+    with running_homelab(tmp_path_factory.mktemp("leaks-lab"), LEAKS_LAB) as lab_:
         yield lab_
 
 
@@ -87,11 +87,11 @@ def test_no_secret_in_state_output_logs_command_lines_or_loose_files(lab, tmp_pa
     with CommandLines() as command_lines, lab_stack(lab, tmp_path, "leaks", stage=3) as st:
         set_settings(st, {"nexus-cutover:maxNodeChangesPerUp": 6})
         outputs.append(st.up().stdout)
-        set_targets(st, lab, 3, dict.fromkeys(NAMES, "nexus"))
+        set_targets(st, lab, 3, dict.fromkeys(NODE_NAMES, "nexus"))
         outputs.append(st.preview(diff=True).stdout)
         outputs.append(cli(st, "preview", "--json", "--diff"))
         outputs.append(st.up().stdout)  # the full cutover
-        set_targets(st, lab, 3, dict.fromkeys(NAMES, "legacy"))
+        set_targets(st, lab, 3, dict.fromkeys(NODE_NAMES, "legacy"))
         outputs.append(cli(st, "up", "--yes", "--json", "--skip-preview"))  # and its rollback
         outputs.append(st.refresh().stdout)
         for args in (
@@ -101,20 +101,27 @@ def test_no_secret_in_state_output_logs_command_lines_or_loose_files(lab, tmp_pa
             ("config",),
         ):
             outputs.append(cli(st, *args))
-        state_files = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
-        state_files.append(Path(st.workspace.work_dir) / "Pulumi.leaks.yaml")
+        # Read before destroy: destroying the stack removes its checkpoint and backups.
+        state_paths = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
+        state_paths.append(Path(st.workspace.work_dir) / "Pulumi.leaks.yaml")
+        state_files = {p: p.read_bytes() for p in state_paths}
         st.destroy()
 
     hits: list[str] = []
-    looked = {"outputs": len(outputs), "command lines": len(command_lines.seen), "files": 0}
+    looked = {
+        "outputs": len(outputs),
+        "command lines": len(command_lines.seen),
+        "state files": len(state_files),
+        "files": 0,
+    }
     for name, needle in forms(lab).items():
         hardening.tried("secret leaks", name)
         hits += [
             f"{name} in command output #{i}" for i, text in enumerate(outputs) if needle in text.encode()
         ]
         hits += [f"{name} in a command line" for line in command_lines.seen if needle in line]
-        hits += [f"{name} in {p}" for p in state_files if needle in p.read_bytes()]
-    node_roots = [lab.root / "nodes" / name for name in NAMES]
+        hits += [f"{name} in {p}" for p, data in state_files.items() if needle in data]
+    node_roots = [lab.root / "nodes" / name for name in NODE_NAMES]
     allowed_store = lab.root / "secrets.json"
     assert os.stat(allowed_store).st_mode & 0o777 == 0o600
     for path in lab.root.rglob("*"):

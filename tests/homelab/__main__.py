@@ -15,12 +15,12 @@ import sys
 from pulumi import automation as auto
 
 from tests.engine.harness import ROOT, TOOLS_BIN, VENV_PYTHON
+from tests.engine.lab_stack import set_secrets
 from tests.homelab.addresses import TESTBED_LAB
 from tests.homelab.lab import Homelab, write_private
 
 TESTBED = ROOT / ".testbed"
 STACK = "testbed"
-SECRET_KEYS = ("nexusAdminPassword", "pullPassword", "pushPassword")
 
 
 def environment(lab: Homelab) -> dict[str, str]:
@@ -55,8 +55,7 @@ def up() -> None:
     command = auto.PulumiCommand(root=str(TOOLS_BIN.parent))
     workspace = auto.LocalWorkspace(work_dir=str(ROOT), env_vars=env, pulumi_command=command)
     st = auto.Stack.create_or_select(STACK, workspace)
-    for key in SECRET_KEYS:
-        st.set_config(f"nexus-cutover:{key}", auto.ConfigValue(lab.secrets()[key], secret=True))
+    set_secrets(st, lab)
     workspace.select_stack(STACK)
     lines = [f"export {k}={json.dumps(v)}" for k, v in env.items()]
     write_private(TESTBED / "env", "\n".join(lines) + "\n")

@@ -49,6 +49,7 @@ NODES = (
     ("pve1", 141, "server"),
     ("pve2", 146, "server"),
 )
+NODE_NAMES = tuple(name for name, _, _ in NODES)
 # What the nodes had before the cutover: written by hand, comments and all.
 LEGACY_REGISTRIES_YAML = """\
 # k3s registry mirrors -> registry-cache CT113 (installed by install_registry_cache.sh)
