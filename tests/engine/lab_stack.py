@@ -4,6 +4,7 @@ passwords as secrets through the engine)."""
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 from pulumi import automation as auto
 
 from components.settings import SECRET_KEYS
-from tests.engine.harness import program_copy, set_settings, stack
+from tests.engine.harness import TOOLS_BIN, program_copy, set_settings, stack
 from tests.homelab.lab import Homelab
 
 
@@ -26,9 +27,26 @@ def running_homelab(root: Path, number: int) -> Iterator[Homelab]:
         lab.down()
 
 
+def stack_cli(st: auto.Stack, *args: str, stdin: str | None = None) -> str:
+    """The pulumi CLI on this stack, as an operator runs it; its stdout and stderr."""
+    done = subprocess.run(
+        [str(TOOLS_BIN / "pulumi"), *args, "--stack", st.name, "--non-interactive"],
+        cwd=st.workspace.work_dir,
+        env=st.workspace.env_vars,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=True,
+    )
+    return done.stdout + done.stderr
+
+
 def set_secrets(st: auto.Stack, lab: Homelab) -> None:
+    """The homelab's passwords as stack secrets, given on stdin as an operator types them:
+    the Automation API's set_config would put each one on a command line."""
     for key in SECRET_KEYS:
-        st.set_config(f"nexus-cutover:{key}", auto.ConfigValue(lab.secrets()[key], secret=True))
+        stack_cli(st, "config", "set", "--secret", f"nexus-cutover:{key}", stdin=lab.secrets()[key])
 
 
 @contextmanager

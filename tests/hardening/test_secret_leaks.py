@@ -2,22 +2,21 @@
 left or showed for every configured secret, raw and base64 (alone and as the user:password
 of a Basic header). Allowed: only node files that are 0600 and root-owned (k3s keeps the
 mirror credentials in registries.yaml and containerd's config.toml by design), and the
-homelab's own secret store (0600), which stands for the operator's vault."""
+homelab's own secret store (0600), which stands for the operator's vault, and the Nexus
+double's admin password file (0600), which stands for Nexus's own."""
 
 from __future__ import annotations
 
 import base64
 import os
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pulumi import automation as auto
 
-from tests.engine.harness import TOOLS_BIN, set_settings
-from tests.engine.lab_stack import lab_stack, running_homelab, set_targets
+from tests.engine.harness import set_settings
+from tests.engine.lab_stack import lab_stack, running_homelab, set_targets, stack_cli
 from tests.homelab.lab import NODE_NAMES, Homelab
 
 pytestmark = pytest.mark.engine
@@ -63,19 +62,6 @@ class CommandLines:
         self._thread.join()
 
 
-def cli(st: auto.Stack, *args: str) -> str:
-    done = subprocess.run(
-        [str(TOOLS_BIN / "pulumi"), *args, "--stack", st.name, "--non-interactive"],
-        cwd=st.workspace.work_dir,
-        env=st.workspace.env_vars,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=True,
-    )
-    return done.stdout + done.stderr
-
-
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory) -> Iterator[Homelab]:
     with running_homelab(tmp_path_factory.mktemp("leaks-lab"), LEAKS_LAB) as lab_:
@@ -89,10 +75,10 @@ def test_no_secret_in_state_output_logs_command_lines_or_loose_files(lab, tmp_pa
         outputs.append(st.up().stdout)
         set_targets(st, lab, 3, dict.fromkeys(NODE_NAMES, "nexus"))
         outputs.append(st.preview(diff=True).stdout)
-        outputs.append(cli(st, "preview", "--json", "--diff"))
+        outputs.append(stack_cli(st, "preview", "--json", "--diff"))
         outputs.append(st.up().stdout)  # the full cutover
         set_targets(st, lab, 3, dict.fromkeys(NODE_NAMES, "legacy"))
-        outputs.append(cli(st, "up", "--yes", "--json", "--skip-preview"))  # and its rollback
+        outputs.append(stack_cli(st, "up", "--yes", "--json", "--skip-preview"))  # and its rollback
         outputs.append(st.refresh().stdout)
         for args in (
             ("stack", "export"),
@@ -100,7 +86,7 @@ def test_no_secret_in_state_output_logs_command_lines_or_loose_files(lab, tmp_pa
             ("stack", "output", "--json"),
             ("config",),
         ):
-            outputs.append(cli(st, *args))
+            outputs.append(stack_cli(st, *args))
         # Read before destroy: destroying the stack removes its checkpoint and backups.
         state_paths = [p for p in (tmp_path / "state").rglob("*") if p.is_file()]
         state_paths.append(Path(st.workspace.work_dir) / "Pulumi.leaks.yaml")
@@ -122,10 +108,13 @@ def test_no_secret_in_state_output_logs_command_lines_or_loose_files(lab, tmp_pa
         hits += [f"{name} in a command line" for line in command_lines.seen if needle in line]
         hits += [f"{name} in {p}" for p, data in state_files.items() if needle in data]
     node_roots = [lab.root / "nodes" / name for name in NODE_NAMES]
-    allowed_store = lab.root / "secrets.json"
-    assert os.stat(allowed_store).st_mode & 0o777 == 0o600
+    # The operator's vault, and the Nexus double's own admin password file (real Nexus
+    # keeps one too, admin.password in its work dir): both must be 0600.
+    allowed_stores = {lab.root / "secrets.json", lab.nexus().password_file}
+    for store in allowed_stores:
+        assert os.stat(store).st_mode & 0o777 == 0o600, store
     for path in lab.root.rglob("*"):
-        if not path.is_file() or path.is_symlink() or path == allowed_store:
+        if not path.is_file() or path.is_symlink() or path in allowed_stores:
             continue
         looked["files"] += 1
         data = path.read_bytes()
