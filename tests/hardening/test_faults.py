@@ -201,7 +201,8 @@ def test_node_disk_full_when_writing_leaves_it_untouched(lab, st, baseline, hard
     before = in_node(node, "cat /etc/rancher/k3s/registries.yaml")
     set_targets(st, lab, 3, {"pve-worker0": "nexus"})
     with full_disk(node, tmp_path):
-        listing = in_node(node, "ls -la /etc/rancher/k3s")
+        # Every entry with its full mtime; not the folder's own, which a refused temp file bumps.
+        listing = in_node(node, "ls -lA --time-style=full-iso /etc/rancher/k3s")
         message, _ = failed_up(st)
         assert (
             "node pve-worker0: backup: writing" in message
@@ -209,7 +210,7 @@ def test_node_disk_full_when_writing_leaves_it_untouched(lab, st, baseline, hard
         )
         assert "/etc/rancher/k3s/registries.yaml was not touched" in message
         assert in_node(node, "cat /etc/rancher/k3s/registries.yaml") == before
-        assert in_node(node, "ls -la /etc/rancher/k3s") == listing  # no leftovers either
+        assert in_node(node, "ls -lA --time-style=full-iso /etc/rancher/k3s") == listing  # no leftovers
     assert st.up().summary.result == "succeeded"  # space again: the same change goes through
     assert node.registries_yaml.read_text() == render(lab, "nexus")
     hardening.passed("faults", "node disk full when writing", "refused before the write; converged after")
@@ -226,6 +227,24 @@ def pulumi_cli(st: auto.Stack, *args: str) -> subprocess.Popen[str]:
         text=True,
         start_new_session=True,
     )
+
+
+def kill_session(sid: int) -> None:
+    """SIGKILL every process of session `sid`: the CLI and the plugins it started in process
+    groups of their own, as when the machine running `pulumi up` dies. Killing the CLI's
+    group alone would leave the dynamic provider running, still changing the node."""
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            # Field 6 of /proc/PID/stat is the session id; the command name before it may
+            # hold spaces, so count from its closing parenthesis.
+            session = int((proc / "stat").read_text().rpartition(")")[2].split()[3])
+        except (OSError, IndexError, ValueError):
+            continue
+        if session == sid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(proc.name), signal.SIGKILL)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
@@ -247,7 +266,7 @@ def test_up_killed_mid_node_change_then_cancel_refresh_up_settles_the_node(lab, 
         60,
         "the new file on the node",
     )
-    os.killpg(running.pid, signal.SIGKILL)
+    kill_session(running.pid)
     running.wait(timeout=10)
     killed_at = time.monotonic()
     # The node is now in between: new file, never verified. The backend still holds the lock.
@@ -269,10 +288,17 @@ def test_up_killed_mid_node_change_then_cancel_refresh_up_settles_the_node(lab, 
 def test_two_ups_at_once_the_second_is_refused_by_the_lock(lab, st, baseline, hardening):
     hardening.tried("concurrency", "two pulumi up on one stack")
     node = canary(lab)
+    # The first up is held mid node change (its restart hangs 10 s, within the 20 s restart
+    # timeout), so the second always meets its lock, however fast the machine is.
+    node.set_fault("restart-hangs", {"once": 10})
     set_targets(st, lab, 3, {"pve-worker0": "nexus"})
     first = pulumi_cli(st, "up", "--yes", "--skip-preview")
     locks = Path(st.workspace.env_vars["PULUMI_BACKEND_URL"].removeprefix("file://")) / ".pulumi" / "locks"
-    wait_for(lambda: any(p.is_file() for p in locks.rglob("*.json")), 60, "the first up's lock")
+    wait_for(
+        lambda: any(p.is_file() for p in locks.rglob("*.json")) and node.path(PENDING).exists(),
+        60,
+        "the first up's lock and its node change under way",
+    )
     message, _ = failed_up(st)
     assert "the stack is currently locked by 1 lock(s)" in message
     output, _ = first.communicate(timeout=300)
