@@ -1,5 +1,6 @@
 """Shared fixtures: homelabs started once per test session, on labs of their own."""
 
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -53,3 +54,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             terminalreporter.write_line(
                 f"  {mark} {kind}{'  ' + str(row['detail']) if row['detail'] else ''}"
             )
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """In CI (CI=true), a skipped test fails the run: every skip here means a part of the
+    homelab or toolchain is missing, and `make test` installs all of them first."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    if os.environ.get("CI") == "true" and skipped and exitstatus == pytest.ExitCode.OK:
+        reporter.write_line(f"CI: {len(skipped)} test(s) skipped; in CI every test must run", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
