@@ -19,7 +19,7 @@ from pulumi import automation as auto
 
 from providers.k3s_node import model
 from tests.engine.harness import TOOLS_BIN, set_settings
-from tests.engine.lab_stack import lab_stack, running_homelab, set_targets
+from tests.engine.lab_stack import lab_stack, running_homelab, set_secrets, set_targets
 from tests.hardening.common import registries_files, snapshot
 from tests.homelab.lab import NODE_NAMES, Homelab
 from tests.homelab.nodes import HomelabNode
@@ -156,9 +156,7 @@ def test_wrong_admin_password_is_named_and_nothing_changes(lab, st, baseline, ha
     message, _ = failed_up(st)
     assert "HTTP 401" in message and "check the admin user/password in the stack config" in message
     assert snapshot(lab) == before
-    st.set_config(
-        "nexus-cutover:nexusAdminPassword", auto.ConfigValue(lab.secrets()["nexusAdminPassword"], secret=True)
-    )
+    set_secrets(st, lab)  # the real password again
     set_settings(st, {"nexus-cutover:repos": lab.stack_config()["nexus-cutover:repos"]})
     assert st.up().summary.result == "succeeded"
     hardening.passed("faults", "Nexus 401 (wrong admin password)", "named the credentials; nothing changed")
