@@ -6,7 +6,8 @@ The stand-ins log with timestamps (wall clock, milliseconds):
   start. The stand-in sleeps START_SECONDS (the modelled k3s start-up) *before* the
   "Starting" line, so a restart's node time is the span between the two lines plus that.
 - var/log/containerd-pulls.log: one JSON line per pull, stamped at its end, with the pull's
-  own duration ("seconds", measured inside the crictl stand-in).
+  own duration ("seconds", measured inside the crictl stand-in); on the real-containerd
+  node, containerd's own log: from its "PullImage" line to the one that ends the pull.
 sshd writes its VERBOSE log without timestamps, so `SshdTail` follows every node's sshd.log
 as it grows and stamps each line on arrival (10 ms polling): that gives each SSH connection
 and each remote command's span as the node saw it.
@@ -26,7 +27,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from tests.homelab.node_tools.common import K3S_LOG, PULL_LOG
+from tests.homelab.node_tools import real_containerd
+from tests.homelab.node_tools.common import K3S_LOG, PULL_LOG, Node
 from tests.homelab.node_tools.unit import START_SECONDS
 
 SSHD_LOG = "var/log/sshd.log"
@@ -150,16 +152,22 @@ def k3s_lines(root: Path) -> list[tuple[float, str, str]]:
 
 
 def pull_records(root: Path) -> list[dict[str, Any]]:
-    try:
-        lines = (root / PULL_LOG).read_text().splitlines()
-    except FileNotFoundError:
-        return []
-    records = []
-    for line in lines:
-        if line.strip():
-            record = json.loads(line)
-            record["end"] = parse_stamp(record["time"])
-            records.append(record)
+    """The node's pulls that ended, each with its end stamp ("end") and duration ("seconds")."""
+    node = Node(root)
+    if node.info.containerd == "real":
+        try:
+            text = node.path(real_containerd.LOG).read_text()
+        except FileNotFoundError:
+            return []
+        records = [r for r in real_containerd.pull_records(text, node.info.upstreams) if "time" in r]
+    else:
+        try:
+            lines = node.path(PULL_LOG).read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        records = [json.loads(line) for line in lines if line.strip()]
+    for record in records:
+        record["end"] = parse_stamp(record["time"])
     return records
 
 

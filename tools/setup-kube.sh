@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Provides a real Kubernetes API server and its etcd in .tools/bin for the homelab tests
-# (tests/homelab/kube.py): kube-apiserver and etcd at the versions pinned in tools/versions,
+# (tests/homelab/kube.py), and crictl for the homelab's real-containerd node
+# (tests/homelab/nodes.py): each at the version pinned in tools/versions,
 # taken from PATH when they report exactly that version, else from the versioned cache the
 # toolchain uses (~/.cache/nexus-cutover/toolchain/<name>-<version>), else built from the
-# Go module proxy through the wrapper module tools/go/kube-apiserver. Idempotent: a second
+# Go module proxy through the wrapper modules tools/go/kube-apiserver and tools/go/crictl.
+# Idempotent: a second
 # run only checks versions.
 #
 # etcd is built, not taken from Debian: bookworm's etcd-server is 3.4.23, and Kubernetes
@@ -16,6 +18,7 @@ reported_version() {
   case $1 in
     kube-apiserver) "$2" --version 2>/dev/null | sed -n 's/^Kubernetes v//p' ;;
     etcd) "$2" --version 2>/dev/null | sed -n 's/^etcd Version: //p' ;;
+    crictl) "$2" --version 2>/dev/null | sed -n 's/^crictl version v//p' ;;
   esac
 }
 # shellcheck source=tools/lib.sh
@@ -68,6 +71,14 @@ build_etcd() {
     -o "$1" go.etcd.io/etcd/server/v3 2>&1 | sed -u 's/^/  go: /')
 }
 
+# As cri-tools' Makefile builds release binaries: static, trimmed, the version stamped where
+# `crictl --version` reads it.
+build_crictl() {
+  (cd "$root/tools/go/crictl" && CGO_ENABLED=0 go build -v -trimpath \
+    -ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=v$CRICTL_VERSION" \
+    -o "$1" sigs.k8s.io/cri-tools/cmd/crictl 2>&1 | sed -u 's/^/  go: /')
+}
+
 if ! [ -x "$bin/kube-apiserver" ] || ! [ -x "$bin/etcd" ] ||
   [ "$(cat "$bin/.kube-apiserver.version" 2>/dev/null)" != "$KUBE_APISERVER_VERSION" ] ||
   [ "$(cat "$bin/.etcd.version" 2>/dev/null)" != "$ETCD_VERSION" ]; then
@@ -76,4 +87,5 @@ if ! [ -x "$bin/kube-apiserver" ] || ! [ -x "$bin/etcd" ] ||
 fi
 provide etcd "$ETCD_VERSION" build_etcd check_reported
 provide kube-apiserver "$KUBE_APISERVER_VERSION" build_kube_apiserver check_reported
-log "kube-apiserver $KUBE_APISERVER_VERSION and etcd $ETCD_VERSION ready in $(seconds_since "$setup_started")s: $bin"
+provide crictl "$CRICTL_VERSION" build_crictl check_reported
+log "kube-apiserver $KUBE_APISERVER_VERSION, etcd $ETCD_VERSION and crictl $CRICTL_VERSION ready in $(seconds_since "$setup_started")s: $bin"

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Debian packages the homelab and its tests run for real: registries, registry client,
-# SSH servers/clients, network namespaces, nftables (a node's "mirror unreachable" switch). Installs only what is missing (idempotent).
+# SSH servers/clients, network namespaces, nftables (a node's "mirror unreachable" switch),
+# containerd (the homelab's real-containerd node). Installs only what is missing (idempotent).
 set -euo pipefail
 
-packages=(docker-registry skopeo openssh-server openssh-client iproute2 util-linux nftables)
+packages=(docker-registry skopeo openssh-server openssh-client iproute2 util-linux nftables containerd)
 missing=()
 for package in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q 'install ok installed' || missing+=("$package")

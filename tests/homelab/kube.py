@@ -15,7 +15,6 @@ them. The service CIDR 10.43.0.0/16 is configuration only, never contacted.
 from __future__ import annotations
 
 import base64
-import datetime
 import ipaddress
 import os
 import shutil
@@ -28,11 +27,11 @@ from typing import Any, Self
 import httpx
 import yaml
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from tests.homelab.addresses import LabAddresses
+from tests.homelab.pki import cert_pem, issue, key_pem, new_key, subject, write_private_bytes
 from tests.homelab.processes import Daemon, StartStop, command_line, http_probe, port_open, stop_pid_file
 
 TOOLS_BIN = Path(__file__).resolve().parents[2] / ".tools" / "bin"
@@ -52,88 +51,10 @@ NEXUS_PORT = 8081
 ETCD_START_TIMEOUT = 30.0
 API_START_TIMEOUT = 90.0  # a cold start on 2 cores takes seconds, not minutes
 STOP_TIMEOUT = 10.0
-CERT_DAYS = 30
 
 
 class KubeError(RuntimeError):
     """etcd or kube-apiserver did not start, or the API refused the homelab's own objects."""
-
-
-# ---------------------------------------------------------------------------------------
-# PKI
-# ---------------------------------------------------------------------------------------
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.chmod(path, 0o600)  # O_CREAT's mode does not apply to an old file
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
-def _cert_pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
-
-
-def _name(common_name: str, organization: str | None = None) -> x509.Name:
-    attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-    if organization is not None:
-        attributes.insert(0, x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-    return x509.Name(attributes)
-
-
-def _issue(
-    subject: x509.Name,
-    key: ec.EllipticCurvePrivateKey,
-    issuer: tuple[x509.Name, ec.EllipticCurvePrivateKey] | None,
-    *,
-    ca: bool = False,
-    usage: Sequence[x509.ObjectIdentifier] = (),
-    sans: Sequence[x509.GeneralName] = (),
-) -> x509.Certificate:
-    """A certificate for `key`, signed by `issuer` (self-signed when None)."""
-    issuer_name, signing_key = issuer if issuer is not None else (subject, key)
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=CERT_DAYS))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=0 if ca else None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=not ca,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=ca,
-                crl_sign=ca,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-    )
-    if usage:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(usage)), critical=False)
-    if sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(list(sans)), critical=False)
-    return builder.sign(signing_key, hashes.SHA256())
-
-
-def _new_key() -> ec.EllipticCurvePrivateKey:
-    return ec.generate_private_key(ec.SECP256R1())
 
 
 # ---------------------------------------------------------------------------------------
@@ -257,10 +178,10 @@ class KubeApiServer(StartStop):
     def _write_pki(self) -> None:
         pki = self.pki_dir
         pki.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ca_key = _new_key()
-        ca_name = _name(f"homelab-{self.lab}-ca")
-        ca = _issue(ca_name, ca_key, None, ca=True)
-        serving_key = _new_key()
+        ca_key = new_key()
+        ca_name = subject(f"homelab-{self.lab}-ca")
+        ca = issue(ca_name, ca_key, None, ca=True)
+        serving_key = new_key()
         sans: list[x509.GeneralName] = [
             x509.IPAddress(ipaddress.ip_address(self.host)),
             # The in-cluster names and the `kubernetes` Service's ClusterIP, for completeness.
@@ -270,27 +191,27 @@ class KubeApiServer(StartStop):
                 for name in ("kubernetes", "kubernetes.default", "kubernetes.default.svc", "localhost")
             ),
         ]
-        serving = _issue(
-            _name("kube-apiserver"),
+        serving = issue(
+            subject("kube-apiserver"),
             serving_key,
             (ca_name, ca_key),
             usage=[ExtendedKeyUsageOID.SERVER_AUTH],
             sans=sans,
         )
-        admin_key = _new_key()
-        admin = _issue(
-            _name(ADMIN_USER, ADMIN_GROUP),
+        admin_key = new_key()
+        admin = issue(
+            subject(ADMIN_USER, ADMIN_GROUP),
             admin_key,
             (ca_name, ca_key),
             usage=[ExtendedKeyUsageOID.CLIENT_AUTH],
         )
-        service_account_key = _new_key()
-        (pki / "ca.crt").write_bytes(_cert_pem(ca))
-        (pki / "apiserver.crt").write_bytes(_cert_pem(serving))
-        _write_private(pki / "apiserver.key", _key_pem(serving_key))
-        (pki / "admin.crt").write_bytes(_cert_pem(admin))
-        _write_private(pki / "admin.key", _key_pem(admin_key))
-        _write_private(pki / "sa.key", _key_pem(service_account_key))
+        service_account_key = new_key()
+        (pki / "ca.crt").write_bytes(cert_pem(ca))
+        (pki / "apiserver.crt").write_bytes(cert_pem(serving))
+        write_private_bytes(pki / "apiserver.key", key_pem(serving_key))
+        (pki / "admin.crt").write_bytes(cert_pem(admin))
+        write_private_bytes(pki / "admin.key", key_pem(admin_key))
+        write_private_bytes(pki / "sa.key", key_pem(service_account_key))
         (pki / "sa.pub").write_bytes(
             service_account_key.public_key().public_bytes(
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
@@ -397,7 +318,9 @@ class KubeApiServer(StartStop):
         shutil.rmtree(self.etcd_data_dir, ignore_errors=True)  # a fresh cluster every start
         try:
             self._write_pki()
-            _write_private(self.kubeconfig_path, yaml.safe_dump(self.kubeconfig(), sort_keys=False).encode())
+            write_private_bytes(
+                self.kubeconfig_path, yaml.safe_dump(self.kubeconfig(), sort_keys=False).encode()
+            )
             self._etcd = _daemon("etcd", self.etcd_argv(), self.state_dir)
             with httpx.Client(trust_env=False, timeout=httpx.Timeout(2.0, connect=0.5)) as client:
                 healthy = http_probe(client, f"{self.etcd_url}/health", _etcd_healthy)

@@ -2,15 +2,18 @@
 
 Parts (all on loopback, lab N in 127.N.0.0/16, see addresses.py):
 - upstream registries standing in for registry-1.docker.io and ghcr.io: real Debian
-  `docker-registry` processes, seeded with small images;
+  `docker-registry` processes, seeded with small images, each also served over HTTPS on
+  :443 of its address (a second `docker-registry` on the same storage), which is where a
+  real containerd's fallback goes;
 - the legacy cache CT113: `docker-registry` in pull-through mode for docker.io (:5000) and
   ghcr.io (:5002), and a plain one as the build cache (:5001);
 - the Nexus double (REST API + docker connectors), held to Sonatype's API models;
 - the cluster's API server: real kube-apiserver + etcd (kube.py), where Step 2 applies the
   NodePort Service; no kubelet or kube-proxy runs, so
 - the NodePort itself is a TCP forwarder :30083 -> the double's docker-group connector :8083;
-- six k3s nodes: real sshd servers over node roots with k3s/containerd stand-ins
-  (nodes.py), each starting with a hand-written registries.yaml on the legacy cache.
+- six k3s nodes: real sshd servers over node roots with k3s stand-ins (nodes.py), pve1
+  with the real containerd and crictl, the others with containerd stand-ins, each starting
+  with a hand-written registries.yaml on the legacy cache.
 """
 
 from __future__ import annotations
@@ -31,25 +34,29 @@ from tests.homelab.nexus_double import NexusDoubleProcess
 from tests.homelab.nodes import HomelabNode, ensure_client_key, start_nodes, stop_lab_nodes
 from tests.homelab.processes import ManagedProcess
 from tests.homelab.registries import (
+    DEFAULT_ENDPOINT_PORT,
     DOCKERHUB_IMAGES,
     GHCR_IMAGES,
     RegistryServer,
+    default_endpoints_tls,
     seed_images,
 )
 
 REGISTRY_PORT = 5000
 NODE_PORT = 30083
 SECRET_NAMES = ("nexusAdminPassword", "pullPassword", "pushPassword", "passphrase")
-# The runbook's nodes: (name, container id, role). Workers run k3s-agent.
+# The runbook's nodes: (name, container id, role, containerd). Workers run k3s-agent.
+# pve1 pulls with the real containerd and crictl; the others with the stand-ins, whose
+# fault switches (pull-fails) the fault tests use on pve-worker0.
 NODES = (
-    ("pve-worker0", 112, "agent"),
-    ("pve-worker1", 143, "agent"),
-    ("pve-worker2", 129, "agent"),
-    ("pve-worker3", 145, "agent"),
-    ("pve1", 141, "server"),
-    ("pve2", 146, "server"),
+    ("pve-worker0", 112, "agent", "stand-in"),
+    ("pve-worker1", 143, "agent", "stand-in"),
+    ("pve-worker2", 129, "agent", "stand-in"),
+    ("pve-worker3", 145, "agent", "stand-in"),
+    ("pve1", 141, "server", "real"),
+    ("pve2", 146, "server", "stand-in"),
 )
-NODE_NAMES = tuple(name for name, _, _ in NODES)
+NODE_NAMES = tuple(name for name, *_ in NODES)
 # What the nodes had before the cutover: written by hand, comments and all.
 LEGACY_REGISTRIES_YAML = """\
 # k3s registry mirrors -> registry-cache CT113 (installed by install_registry_cache.sh)
@@ -158,6 +165,23 @@ class Homelab:
             RegistryServer("legacy-ghcr", legacy, 5002, self.root / "legacy-ghcr", upstreams["ghcr"][0].url),
         ]
 
+    def _default_endpoints(self) -> list[RegistryServer]:
+        """The upstreams' default endpoints as the real containerd reaches them: HTTPS on
+        :443 of each upstream's address, serving its images (see real_containerd.py)."""
+        upstreams = {"docker.io": self._upstreams()["dockerhub"][0], "ghcr.io": self._upstreams()["ghcr"][0]}
+        tls = default_endpoints_tls({r: server.host for r, server in upstreams.items()}, self.root)
+        return [
+            RegistryServer(
+                f"{server.name}-tls",
+                server.host,
+                DEFAULT_ENDPOINT_PORT,
+                self.root / f"{server.name}-tls",
+                tls=tls,
+                storage_dir=server.storage_dir,
+            )
+            for server in upstreams.values()
+        ]
+
     def kube(self) -> KubeApiServer:
         """The cluster's API server (real kube-apiserver + etcd): Step 2 applies to it."""
         return KubeApiServer(self.lab, self.root / "kube")
@@ -203,8 +227,8 @@ class Homelab:
             "ghcr.io": self._upstreams()["ghcr"][0].url,
         }
         return [
-            HomelabNode(name, vmid, self.addresses.node(i), role, self.root, upstreams)
-            for i, (name, vmid, role) in enumerate(NODES)
+            HomelabNode(name, vmid, self.addresses.node(i), role, self.root, upstreams, containerd=containerd)
+            for i, (name, vmid, role, containerd) in enumerate(NODES)
         ]
 
     @property
@@ -218,7 +242,7 @@ class Homelab:
         for registry, images in self._upstreams().values():
             registry.start()
             digests.update(seed_images(registry.url, images))
-        for registry in self._legacy_cache():
+        for registry in [*self._default_endpoints(), *self._legacy_cache()]:
             registry.start()
         self.nexus().start()
         self.kube().start()
@@ -240,8 +264,13 @@ class Homelab:
         self._node_port().stop()
         NexusDoubleProcess.stop_pidfile(self.root / "nexus")
         KubeApiServer.stop_from_state_dir(self.root / "kube")
-        for registry in [*self._legacy_cache(), *(r for r, _ in self._upstreams().values())]:
-            RegistryServer.stop_from_pid_file(registry.state_dir)
+        fronts = [self.root / f"{registry.name}-tls" for registry, _ in self._upstreams().values()]
+        for state_dir in [
+            *(registry.state_dir for registry in self._legacy_cache()),
+            *fronts,
+            *(registry.state_dir for registry, _ in self._upstreams().values()),
+        ]:
+            RegistryServer.stop_from_pid_file(state_dir)
 
     def stack_config(self, stage: int = 1, targets: dict[str, str] | None = None) -> dict[str, Any]:
         """Plain (non-secret) settings of a stack that targets this homelab."""

@@ -6,16 +6,20 @@ is bind-mounted at the real paths -- /etc/rancher, /var/lib/rancher, /run/k3s,
 /usr/local/bin (and the systemctl/journalctl stand-ins over /usr/bin's) -- so whatever the
 product runs over SSH (cat, cp, mv, sftp, systemctl, crictl, k3s ...) works on that node's
 files. The stand-ins live in tests/homelab/node_tools/ and run through small wrapper
-scripts in the node root.
+scripts in the node root. A node made with containerd="real" runs Debian's containerd
+instead of the containerd stand-in, started and stopped with its k3s unit as k3s does it,
+and the real crictl and ctr on its socket (node_tools/real_containerd.py).
 
 Node root (lab_root/nodes/<name>/):
     etc/rancher/k3s/            registries.yaml (the caller writes the starting one); k3s.yaml on servers
     var/lib/rancher/k3s/agent/etc/containerd/   config.toml (0600) and certs.d/<registry>/hosts.toml
     var/lib/rancher/k3s/agent/containerd/       content store (io.containerd.content.v1.content) + homelab-images.json
     run/k3s/containerd/containerd.sock          exists exactly while the k3s unit is active
-    var/log/                    k3s.log (the unit's journal), containerd-pulls.log (JSON lines), sshd.log
+    var/log/                    k3s.log (the unit's journal), containerd-pulls.log (JSON lines; the
+                                real containerd: containerd.log at debug level), sshd.log
     etc/ssh/                    ssh_host_ed25519_key(.pub), sshd_config
-    etc/homelab/                node.json (identity, role, upstreams), faults/<switch>
+    etc/homelab/                node.json (identity, role, upstreams, containerd kind), faults/<switch>,
+                                hosts (the real containerd's /etc/hosts)
     var/lib/homelab/            what systemd and containerd keep in memory: unit.json, the config
                                 containerd read at start (0600)
     usr/local/bin/              k3s, crictl, kubectl, ctr wrappers; usr/bin/: systemctl, journalctl
@@ -52,9 +56,11 @@ lease, journald itself (k3s.log is a file; journalctl reads it). systemd's auto-
 happen lazily, when a tool next looks at the unit. Only the k3s side of a start is
 modelled: no image preloading, no etcd, no agent-to-server join. The node's commands share
 the host's network namespace and /root: only the mirror-unreachable switch (nftables
-rules on the node's cgroup) makes a target unreachable for the node's processes, and
-sessions get root's real ~/.bashrc (Debian's bash sources it for ssh commands), so PATH
-carries the host's extra entries ahead of /usr/local/bin.
+rules on the node's cgroup, which the real containerd joins too) makes a target
+unreachable for the node's processes. root's ~/.bashrc is the node's own, empty one (the
+host's would put its own PATH entries, such as a Go bin folder, ahead of /usr/local/bin).
+The real containerd's fallback reaches the default endpoints over HTTPS on :443 of the
+lab's upstream addresses; its pull records (pull_log) are read from containerd's log.
 
 Fault switches (etc/homelab/faults/<name>, JSON value):
     restart-fails       every k3s start fails (restart exits 1, the unit crash-loops)
@@ -89,7 +95,7 @@ from typing import Any, Self
 
 import paramiko
 
-from tests.homelab.node_tools import unit
+from tests.homelab.node_tools import real_containerd, unit
 from tests.homelab.node_tools.common import (
     FAULT_NAMES,
     FAULTS_DIR,
@@ -102,6 +108,7 @@ from tests.homelab.node_tools.common import (
     RANCHER_LIB,
     REGISTRIES_YAML,
     ROOT_ENV,
+    SOCKET_ABSOLUTE,
     SSHD_PID,
     STATE_DIR,
     Node,
@@ -123,6 +130,10 @@ SSHD_LOG = "var/log/sshd.log"
 LAUNCH_LOG = "var/log/sshd-launch.log"
 OUR_PID = "run/homelab-sshd.pid"
 ROLES = ("server", "agent")
+CONTAINERDS = ("stand-in", "real")
+CRICTL = REPO_ROOT / ".tools" / "bin" / "crictl"  # built by tools/setup-kube.sh
+CTR = "/usr/bin/ctr"  # Debian's containerd package
+BASHRC = "root/.bashrc"  # the node's own: a session's PATH is a node's, not the host's
 CLIENT_TOOLS = ("k3s", "crictl", "kubectl", "ctr")  # k3s's multi-call links in /usr/local/bin
 SYSTEM_TOOLS = {"systemctl": "/usr/bin/systemctl", "journalctl": "/usr/bin/journalctl"}
 MOUNTS = (RANCHER_ETC, RANCHER_LIB, K3S_RUN, LOCAL_BIN)  # node-root dirs shown at /<same path>
@@ -296,11 +307,14 @@ class HomelabNode(StartStop):
         restart_sec: float = 5.0,
         crash_loop: bool = True,
         disable_default_endpoint: bool = False,
+        containerd: str = "stand-in",
     ) -> None:
         if not _NAME.fullmatch(name):
             raise ValueError(f"node name {name!r} must be a DNS label (a-z, 0-9, -)")
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
+        if containerd not in CONTAINERDS:
+            raise ValueError(f"containerd must be one of {CONTAINERDS}, not {containerd!r}")
         ipaddress.ip_address(address)  # an address, not a name: sshd listens on exactly it
         self.name = name
         self.vmid = vmid
@@ -311,6 +325,8 @@ class HomelabNode(StartStop):
         self.restart_sec = restart_sec
         self.crash_loop = crash_loop
         self.disable_default_endpoint = disable_default_endpoint
+        self.containerd = containerd
+        self._cgroup: Path | None = None  # made at start, where the system has cgroup v2
         self.root = self.lab_root / "nodes" / name
         self.tools = Node(self.root)
         self._daemon: Daemon | None = None
@@ -385,6 +401,8 @@ class HomelabNode(StartStop):
             "restart_sec": self.restart_sec,
             "crash_loop": self.crash_loop,
             "disable_default_endpoint": self.disable_default_endpoint,
+            "containerd": self.containerd,
+            "cgroup": str(self._cgroup or ""),
         }
 
     def _wrapper(self, module: str) -> str:
@@ -403,6 +421,22 @@ class HomelabNode(StartStop):
     def _system_tool_path(self, tool: str) -> str:
         """Where a system tool's stand-in goes: over /usr/bin's binary, or /usr/local/bin."""
         return f"usr/bin/{tool}" if os.path.exists(SYSTEM_TOOLS[tool]) else f"{LOCAL_BIN}/{tool}"
+
+    def _client_tool(self, tool: str) -> str:
+        """/usr/local/bin/<tool>: the stand-in, or on a real-containerd node the real crictl
+        and ctr, set up for k3s's containerd the way k3s's own links are."""
+        if self.containerd == "stand-in" or tool not in ("crictl", "ctr"):
+            return self._wrapper(tool)
+        if tool == "crictl":
+            env, binary = f"CRI_CONFIG_FILE=/{real_containerd.CRICTL_CONFIG}", CRICTL
+        else:
+            env, binary = f"CONTAINERD_ADDRESS={SOCKET_ABSOLUTE} CONTAINERD_NAMESPACE=k8s.io", Path(CTR)
+        return (
+            "#!/bin/sh\n"
+            f"# homelab node {self.name}: the real {tool}, on k3s's containerd\n"
+            f"export {env}\n"
+            f'exec {shlex.quote(str(binary))} "$@"\n'
+        )
 
     def _sshd_config(self) -> str:
         client_pub = ensure_client_key(self.lab_root).with_suffix(".pub")
@@ -447,7 +481,8 @@ class HomelabNode(StartStop):
             self.path(rel).mkdir(parents=True, exist_ok=True)
         self.write_text(NODE_JSON, json.dumps(self._node_json(), indent=2) + "\n")
         for tool in CLIENT_TOOLS:
-            self.write_text(f"{LOCAL_BIN}/{tool}", self._wrapper(tool), mode=0o755)
+            self.write_text(f"{LOCAL_BIN}/{tool}", self._client_tool(tool), mode=0o755)
+        self.write_text(BASHRC, f"# {self.name}: root's shell startup, empty as on a fresh node\n")
         for tool in SYSTEM_TOOLS:
             self.write_text(self._system_tool_path(tool), self._wrapper(tool), mode=0o755)
         if not self.path(HOST_KEY).exists():
@@ -476,6 +511,8 @@ class HomelabNode(StartStop):
         for tool, system_path in SYSTEM_TOOLS.items():
             if os.path.exists(system_path):
                 steps.append(f"mount --bind {shlex.quote(str(self.path(f'usr/bin/{tool}')))} {system_path}")
+        if os.path.exists(f"/{BASHRC}"):
+            steps.append(f"mount --bind {shlex.quote(str(self.path(BASHRC)))} /{BASHRC}")
         config, log = shlex.quote(str(self.path(SSHD_CONFIG))), shlex.quote(str(self.path(SSHD_LOG)))
         steps.append(f"exec {SSHD} -D -f {config} -E {log}")
         return " && ".join(steps)
@@ -500,15 +537,17 @@ class HomelabNode(StartStop):
         if self._address_in_use():
             raise NodeError(f"{self.address}:{SSH_PORT} is already in use; cannot start {self.name}")
         self.stop_from_root(self.root)  # leftovers of an earlier run that was not stopped
+        self._cgroup = self._make_cgroup()
         self.prepare()
         PRIVSEP_DIR.mkdir(mode=0o755, exist_ok=True)
         for rel in MOUNTS:
             Path("/", rel).mkdir(parents=True, exist_ok=True)  # empty mount points on the host
+        self.tools = Node(self.root)  # node.json was just written
         unit.boot(self.tools)
         launch = ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c"]
         self._daemon = Daemon(
             f"sshd of {self.name}",
-            [*launch, self._launch_script(self._make_cgroup())],
+            [*launch, self._launch_script(self._cgroup)],
             self.path(OUR_PID),
             self.path(LAUNCH_LOG),
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
@@ -549,6 +588,8 @@ class HomelabNode(StartStop):
         only trusted as the node's sshd while its command line names this node's sshd_config.
         """
         root = Path(node_root)
+        if (root / NODE_JSON).is_file():
+            real_containerd.stop(Node(root))  # in a mount namespace of its own, maybe no cgroup
         pid_file = root / OUR_PID
         config = str(root / SSHD_CONFIG)
         pid = read_pid(pid_file)
@@ -616,6 +657,8 @@ class HomelabNode(StartStop):
         """Turn a switch on (see the module doc for what each does and the values they take)."""
         if name not in FAULT_NAMES:
             raise ValueError(f"unknown fault {name!r}; known: {', '.join(FAULT_NAMES)}")
+        if name == "pull-fails" and self.containerd == "real":
+            raise NodeError(f"{self.name} pulls with the real containerd: it has no pull-fails switch")
         if name == "mirror-unreachable":
             targets = [value] if isinstance(value, str) else list(value)
             for target in targets:
@@ -681,6 +724,14 @@ class HomelabNode(StartStop):
         return str(unit.current(self.tools)["active"])
 
     def pull_log(self) -> list[dict[str, Any]]:
+        """One record per pull: image, ok, via ("mirror" | "default-endpoint"), served_by.
+        The stand-in logs them itself; a real containerd's debug log says the same."""
+        if self.containerd == "real":
+            try:
+                text = self.path(real_containerd.LOG).read_text()
+            except FileNotFoundError:
+                return []
+            return real_containerd.pull_records(text, self.upstreams)
         try:
             lines = self.path(PULL_LOG).read_text().splitlines()
         except FileNotFoundError:

@@ -15,6 +15,7 @@ import json
 import os
 import re
 import secrets
+import ssl
 import subprocess
 import tarfile
 import tempfile
@@ -25,6 +26,9 @@ from typing import Self
 import httpx
 import yaml
 
+from tests.homelab.node_tools.k3sconfig import default_host
+from tests.homelab.node_tools.real_containerd import DEFAULT_ENDPOINTS_PKI
+from tests.homelab.pki import serving_identity
 from tests.homelab.processes import (
     START_TIMEOUT,
     STOP_TIMEOUT,
@@ -39,6 +43,7 @@ from tests.homelab.processes import (
 
 REGISTRY_BINARY = "/usr/bin/docker-registry"
 SKOPEO_BINARY = "skopeo"
+DEFAULT_ENDPOINT_PORT = 443  # containerd reaches a registry's default endpoint over HTTPS
 
 # The upstreams' standard contents (what the cutover's smoke pulls expect to find).
 DOCKERHUB_IMAGES = ["library/busybox:latest", "library/alpine:3.20"]
@@ -86,7 +91,11 @@ class RegistryServer(StartStop):
         proxy_remote_url: str | None = None,
         proxy_username: str | None = None,
         proxy_password: str | None = None,
+        tls: tuple[Path, Path, Path] | None = None,
+        storage_dir: Path | None = None,
     ) -> None:
+        """`tls` (ca.crt, server.crt, server.key) serves HTTPS; `storage_dir` shares another
+        registry's storage (a second front on the same images)."""
         if (proxy_username is None) != (proxy_password is None):
             raise ValueError("proxy_username and proxy_password go together")
         if proxy_username is not None and proxy_remote_url is None:
@@ -98,6 +107,8 @@ class RegistryServer(StartStop):
         self.proxy_remote_url = proxy_remote_url
         self.proxy_username = proxy_username
         self.proxy_password = proxy_password
+        self.tls = tls
+        self._storage_dir = storage_dir
         # Signs upload state only; fixed per instance so restarts within one run agree.
         self._http_secret = secrets.token_hex(16)
         # The registry logs only to stdout/stderr; the file is where the log level applies.
@@ -116,7 +127,7 @@ class RegistryServer(StartStop):
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
 
     @property
     def address(self) -> str:
@@ -137,7 +148,7 @@ class RegistryServer(StartStop):
 
     @property
     def storage_dir(self) -> Path:
-        return self.state_dir / self.STORAGE_NAME
+        return self._storage_dir or self.state_dir / self.STORAGE_NAME
 
     @property
     def pid(self) -> int | None:
@@ -164,6 +175,8 @@ class RegistryServer(StartStop):
                 "headers": {"X-Content-Type-Options": ["nosniff"]},
             },
         }
+        if self.tls is not None:
+            config["http"]["tls"] = {"certificate": str(self.tls[1]), "key": str(self.tls[2])}  # type: ignore[index]
         if self.proxy_remote_url is not None:
             proxy: dict[str, str] = {"remoteurl": self.proxy_remote_url}
             if self.proxy_username is not None and self.proxy_password is not None:
@@ -196,7 +209,8 @@ class RegistryServer(StartStop):
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.storage_dir.mkdir(exist_ok=True)
         self._write_config()
-        with httpx.Client(trust_env=False, timeout=httpx.Timeout(1.0, connect=0.5)) as client:
+        verify = ssl.create_default_context(cafile=str(self.tls[0])) if self.tls else True
+        with httpx.Client(trust_env=False, verify=verify, timeout=httpx.Timeout(1.0, connect=0.5)) as client:
             self._daemon.start(http_probe(client, f"{self.url}/v2/"), timeout)
         return self
 
@@ -218,6 +232,20 @@ class RegistryServer(StartStop):
             return REGISTRY_BINARY in args and config in args
 
         return stop_pid_file(Path(state_dir) / cls.PID_NAME, ours, timeout)
+
+
+def default_endpoints_tls(upstreams: Mapping[str, str], lab_root: Path) -> tuple[Path, Path, Path]:
+    """TLS for the registries' default endpoints as a real containerd reaches them: one
+    certificate for every registry's default host (registry-1.docker.io, ghcr.io) and the
+    addresses of their stand-ins (`upstreams`: registry -> address), from a lab CA that the
+    nodes' real containerd trusts. Each front is then a RegistryServer on
+    DEFAULT_ENDPOINT_PORT of the stand-in's address, sharing its storage, with this `tls`."""
+    return serving_identity(
+        Path(lab_root) / DEFAULT_ENDPOINTS_PKI,
+        "homelab default endpoints CA",
+        sorted(default_host(registry) for registry in upstreams),
+        sorted(set(upstreams.values())),
+    )
 
 
 # ---------------------------------------------------------------------------------------

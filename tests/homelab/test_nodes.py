@@ -21,6 +21,8 @@ import paramiko
 import pytest
 
 from tests.homelab.addresses import LabAddresses
+from tests.homelab.node_tools import real_containerd
+from tests.homelab.node_tools.common import PULL_LOG
 from tests.homelab.node_tools.k3sconfig import (
     RegistriesError,
     URLError,
@@ -28,6 +30,7 @@ from tests.homelab.node_tools.k3sconfig import (
     parse_registries,
 )
 from tests.homelab.nodes import (
+    CRICTL,
     SSHD,
     HomelabNode,
     NodeError,
@@ -37,7 +40,14 @@ from tests.homelab.nodes import (
     load_host_key,
     ssh_run,
 )
-from tests.homelab.registries import REGISTRY_BINARY, RegistryServer, seed_images
+from tests.homelab.processes import command_line, pid_alive, read_pid
+from tests.homelab.registries import (
+    DEFAULT_ENDPOINT_PORT,
+    REGISTRY_BINARY,
+    RegistryServer,
+    default_endpoints_tls,
+    seed_images,
+)
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0 or not os.access(SSHD, os.X_OK) or shutil.which("unshare") is None,
@@ -352,60 +362,105 @@ def test_registries_yaml_errors_that_are_fatal_in_k3s(text: str, message: str):
 # ---------------------------------------------------------------------------------------
 
 
+CONTAINERDS = pytest.mark.parametrize(
+    "containerd",
+    [
+        "stand-in",
+        pytest.param(
+            "real",
+            marks=pytest.mark.skipif(
+                not os.access(real_containerd.CONTAINERD, os.X_OK) or not os.access(CRICTL, os.X_OK),
+                reason="needs Debian's containerd and crictl in .tools/bin (make setup)",
+            ),
+        ),
+    ],
+)
+
+
+def start_default_endpoint(
+    start_registry: StartRegistry, upstream: RegistryServer, lab_root: Path
+) -> RegistryServer:
+    """docker.io's default endpoint as a real containerd reaches it: https://registry-1.docker.io
+    (the node's hosts file names the upstream's address), serving the upstream's images."""
+    tls = default_endpoints_tls({"docker.io": upstream.host}, lab_root)
+    return start_registry(
+        "default-endpoint", upstream.host, DEFAULT_ENDPOINT_PORT, tls=tls, storage_dir=upstream.storage_dir
+    )
+
+
 @needs_registry
+@CONTAINERDS
 def test_a_pull_through_a_live_mirror_is_served_by_the_mirror(
-    start_node: StartNode, start_registry: StartRegistry
+    start_node: StartNode, start_registry: StartRegistry, containerd: str
 ):
     _, mirror, digest = live_mirror(start_registry, LabAddresses(73))
-    node = start_node(73, 0, registries=mirrors_yaml(mirror.url))
+    node = start_node(73, 0, registries=mirrors_yaml(mirror.url), containerd=containerd)
 
     code, out, err = run(node, f"crictl pull {BUSYBOX}")
 
     assert code == 0, err
     assert out.startswith("Image is up to date for sha256:")
     entry = node.pull_log()[-1]
-    assert entry["ok"] and entry["via"] == "mirror" and entry["mirror_errors"] == []
-    assert entry["served_by"] == mirror.address and entry["digest"] == digest
-    assert {f["served_by"] for f in entry["fetched"]} == {mirror.address}
-    assert "ns=docker.io" in mirror.log_path.read_text()  # containerd marks mirror requests
+    assert entry["ok"] and entry["via"] == "mirror" and entry["served_by"] == mirror.address
+    assert entry["digest"] == digest
+    requests = mirror.log_path.read_text()
+    assert "ns=docker.io" in requests  # containerd marks mirror requests
     code, out, _ = run(node, f"crictl inspecti -o json {BUSYBOX}")
     assert json.loads(out)["status"]["repoDigests"] == [f"docker.io/library/busybox@{digest}"]
     assert "docker.io/library/busybox" in run(node, "crictl images")[1]
-    # `k3s ctr` ignores registries.yaml: it goes straight to the default endpoint.
-    assert run(node, f"k3s ctr images pull {BUSYBOX}")[0] == 0
-    assert node.pull_log()[-1]["via"] == "default-endpoint"
+    if containerd == "stand-in":
+        assert entry["mirror_errors"] == [] and {f["served_by"] for f in entry["fetched"]} == {mirror.address}
+        # `k3s ctr` ignores registries.yaml: it goes straight to the default endpoint.
+        assert run(node, f"k3s ctr images pull {BUSYBOX}")[0] == 0
+        assert node.pull_log()[-1]["via"] == "default-endpoint"
+    else:
+        assert entry["failed_hosts"] == [] and 'useragent="containerd/1.6' in requests
 
 
 @needs_registry
+@CONTAINERDS
 def test_with_the_mirror_down_the_pull_falls_back_to_the_default_endpoint(
-    start_node: StartNode, start_registry: StartRegistry
+    start_node: StartNode, start_registry: StartRegistry, containerd: str, tmp_path: Path
 ):
     lab = LabAddresses(74)
     upstream, digest = seeded_upstream(start_registry, lab)
-    node = start_node(74, 0, registries=mirrors_yaml(f"http://{lab.legacy_cache}:5000"))  # nothing listens
+    served_by = upstream.address  # the stand-in's default endpoint, plain HTTP
+    if containerd == "real":
+        start_default_endpoint(start_registry, upstream, tmp_path / "lab74")
+        served_by = "registry-1.docker.io"  # as containerd names the host it resolved on
+    down = f"http://{lab.legacy_cache}:5000"  # nothing listens
+    node = start_node(74, 0, registries=mirrors_yaml(down), containerd=containerd)
 
     code, _, err = run(node, f"crictl pull {BUSYBOX}")
 
     assert code == 0, err  # the pull "works": the fallback trap
     entry = node.pull_log()[-1]
-    assert entry["via"] == "default-endpoint" and entry["served_by"] == upstream.address
+    assert entry["via"] == "default-endpoint" and entry["served_by"] == served_by
     assert entry["digest"] == digest
-    assert entry["mirror_errors"][0]["stage"] == "resolve"
-    assert "connect: connection refused" in entry["mirror_errors"][0]["error"]
+    if containerd == "stand-in":
+        assert entry["mirror_errors"][0]["stage"] == "resolve"
+        assert "connect: connection refused" in entry["mirror_errors"][0]["error"]
+    else:
+        assert entry["failed_hosts"] == [f"{lab.legacy_cache}:5000"]
+        assert "connect: connection refused" in node.read_text(real_containerd.LOG)
 
 
 @needs_registry
+@CONTAINERDS
 def test_pull_credentials_come_from_registries_yaml_through_the_bearer_flow(
-    start_node: StartNode, start_registry: StartRegistry
+    start_node: StartNode, start_registry: StartRegistry, containerd: str, tmp_path: Path
 ):
     lab = LabAddresses(75)
     upstream, _ = seeded_upstream(start_registry, lab)
+    if containerd == "real":
+        start_default_endpoint(start_registry, upstream, tmp_path / "lab75")
     password = "pull-pass-75"
     with AuthMirror((lab.nexus, 8083), upstream.url, "pull", password) as mirror:
         creds = (
             f'configs:\n  "{lab.nexus}:8083":\n    auth:\n      username: pull\n      password: {password}\n'
         )
-        node = start_node(75, 0, registries=mirrors_yaml(f"http://{lab.nexus}:8083", extra=creds))
+        registries = mirrors_yaml(f"http://{lab.nexus}:8083", extra=creds)
+        node = start_node(75, 0, registries=registries, containerd=containerd)
 
         code, _, err = run(node, f"crictl pull {BUSYBOX}")
 
@@ -418,8 +473,14 @@ def test_pull_credentials_come_from_registries_yaml_through_the_bearer_flow(
         code, _, _ = run(node, f"crictl pull {BUSYBOX}")
         entry = node.pull_log()[-1]
         assert code == 0 and entry["via"] == "default-endpoint"
-        assert "401" in entry["mirror_errors"][0]["error"]
-    assert password not in node.path("/var/log/containerd-pulls.log").read_text()
+        if containerd == "stand-in":
+            assert "401" in entry["mirror_errors"][0]["error"]
+        else:
+            assert entry["failed_hosts"] == [f"{lab.nexus}:8083"]
+    logs = [node.path(PULL_LOG), node.path(real_containerd.LOG)]
+    encoded = base64.b64encode(f"pull:{password}".encode()).decode()
+    for log in (path for path in logs if path.exists()):
+        assert password not in log.read_text() and encoded not in log.read_text()
 
 
 class AuthMirror:
@@ -459,15 +520,19 @@ class AuthMirror:
                 keep = {
                     k: v
                     for k, v in got.headers.items()
-                    if k.lower() in ("content-type", "docker-content-digest")
+                    if k.lower() in ("content-type", "docker-content-digest", "content-length")
                 }
                 self._reply(got.status_code, got.content, keep)
 
             def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)
-                for key, value in (headers or {}).items():
+                # A HEAD carries the length its GET would have: the upstream's.
+                headers = {
+                    "content-length": str(len(body)),
+                    **{k.lower(): v for k, v in (headers or {}).items()},
+                }
+                for key, value in headers.items():
                     self.send_header(key, value)
-                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 if self.command != "HEAD":
                     self.wfile.write(body)
@@ -626,3 +691,40 @@ def _ns(pid: str) -> str | None:
         return os.readlink(f"/proc/{pid}/ns/mnt")
     except OSError:
         return None
+
+
+def test_the_real_containerd_has_no_pull_fails_switch(tmp_path: Path):
+    node = HomelabNode("node-0", 100, "127.86.0.10", "agent", tmp_path, {}, containerd="real")
+    with pytest.raises(NodeError, match="no pull-fails switch"):
+        node.set_fault("pull-fails")
+    node.set_fault("restart-fails")  # the k3s side's switches stay
+    assert node.tools.fault("restart-fails") is True
+
+
+@pytest.mark.skipif(
+    not os.access(real_containerd.CONTAINERD, os.X_OK) or not os.access(CRICTL, os.X_OK),
+    reason="needs Debian's containerd and crictl in .tools/bin (make setup)",
+)
+def test_the_real_containerd_runs_exactly_while_k3s_runs(start_node: StartNode):
+    node = start_node(87, 0, containerd="real")
+
+    def containerd_pid() -> int | None:
+        pid = read_pid(node.path(real_containerd.PID_FILE))
+        return pid if pid is not None and real_containerd.CONTAINERD in command_line(pid) else None
+
+    booted = containerd_pid()
+    assert booted is not None and run(node, "crictl images")[0] == 0
+    assert run(node, "systemctl restart k3s-agent")[0] == 0
+    restarted = containerd_pid()  # a new containerd: it reads config.toml again
+    assert restarted not in (None, booted) and not pid_alive(booted)
+
+    assert run(node, "systemctl stop k3s-agent")[0] == 0
+    assert containerd_pid() is None and not pid_alive(restarted)
+    code, _, err = run(node, "crictl images")
+    assert code == 1 and "containerd.sock: connect: no such file or directory" in err  # as the stand-in says
+
+    assert run(node, "systemctl start k3s-agent")[0] == 0
+    started = containerd_pid()
+    assert started is not None
+    node.stop()
+    assert not pid_alive(started)

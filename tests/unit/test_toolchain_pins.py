@@ -35,3 +35,8 @@ def test_wrapper_modules_require_the_pinned_versions():
     assert f"github.com/pulumi/pulumi/sdk/v3 v{tools['PULUMI_LANGUAGE_PYTHON_VERSION']}" in host
     k8s = (ROOT / "tools/go/kubernetes/go.mod").read_text()
     assert f"provider/v4 {tools['PULUMI_KUBERNETES_MODULE_VERSION']}" in k8s
+    kube = (ROOT / "tools/go/kube-apiserver/go.mod").read_text()
+    assert f"k8s.io/kubernetes v{tools['KUBE_APISERVER_VERSION']}" in kube
+    assert f"go.etcd.io/etcd/server/v3 v{tools['ETCD_VERSION']}" in kube
+    crictl = (ROOT / "tools/go/crictl/go.mod").read_text()
+    assert f"sigs.k8s.io/cri-tools v{tools['CRICTL_VERSION']}" in crictl

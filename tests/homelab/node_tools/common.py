@@ -84,6 +84,8 @@ class NodeInfo:
     restart_sec: float  # systemd RestartSec of the k3s unit (Restart=always)
     crash_loop: bool  # Restart=always (k3s's unit) rather than Restart=no
     disable_default_endpoint: bool  # k3s --disable-default-registry-endpoint
+    containerd: str  # "stand-in" (node_tools/containerd.py) or "real" (node_tools/real_containerd.py)
+    cgroup: str  # the cgroup v2 folder every process of the node joins ("" without one)
 
     @property
     def unit(self) -> str:
@@ -101,6 +103,8 @@ class NodeInfo:
             restart_sec=float(data.get("restart_sec", 5.0)),
             crash_loop=bool(data.get("crash_loop", True)),
             disable_default_endpoint=bool(data.get("disable_default_endpoint", False)),
+            containerd=str(data.get("containerd", "stand-in")),
+            cgroup=str(data.get("cgroup") or ""),
         )
 
 

@@ -536,6 +536,11 @@ class Pull:
                 continue
             digest = response.headers.get("Docker-Content-Digest") or self.ref.digest
             media_type = response.headers.get("Content-Type", "").split(";")[0].strip()
+            if response.headers.get("Content-Length") == "0" and digest:
+                # The HEAD's length is the descriptor's size; containerd refuses to fetch size 0.
+                raise PullError(
+                    f"unable to fetch descriptor ({digest}) which reports content size of zero: invalid argument"
+                )
             if not digest:  # registries may omit it on HEAD: read the manifest to know it
                 try:
                     got = self.session.request(host, "GET", "manifests", self.ref.object, MANIFEST_ACCEPT)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 from tests.homelab.node_tools import crictl, ctr, kubectl
-from tests.homelab.node_tools.common import GO_VERSION, K3S_COMMIT, K3S_VERSION, run_tool
+from tests.homelab.node_tools.common import GO_VERSION, K3S_COMMIT, K3S_VERSION, LOCAL_BIN, Node, run_tool
 
 APPLETS = {"crictl": crictl.main, "kubectl": kubectl.main, "ctr": ctr.main}
+REAL_APPLETS = ("crictl", "ctr")
 
 
 def main(argv: list[str]) -> int:
@@ -15,6 +17,9 @@ def main(argv: list[str]) -> int:
         print(f"k3s version {K3S_VERSION} ({K3S_COMMIT})\ngo version {GO_VERSION}")
         return 0
     applet, rest = argv[0], argv[1:]
+    if applet in REAL_APPLETS and Node.from_env().info.containerd == "real":
+        # the node's real crictl/ctr, set up for k3s's containerd as k3s's own applets are
+        os.execv(f"/{LOCAL_BIN}/{applet}", [applet, *rest])
     if applet in APPLETS:
         return APPLETS[applet](rest)
     if applet in ("server", "agent"):

@@ -17,6 +17,7 @@ import time
 import tomllib
 from typing import Any
 
+from tests.homelab.node_tools import real_containerd
 from tests.homelab.node_tools.common import (
     CERTS_D,
     CONTAINERD_CONFIG,
@@ -67,11 +68,14 @@ def save_state(node: Node, state: dict[str, Any]) -> None:
     write_private(node.path(UNIT_STATE), json.dumps(state, indent=2, sort_keys=True), mode=0o644)
 
 
-# -- the containerd socket: present exactly while containerd runs ---------------------------
+# -- containerd: running exactly while k3s runs -------------------------------------------
 
 
-def _create_socket(node: Node) -> None:
-    path = node.path(SOCKET)
+def _start_containerd(node: Node) -> str | None:
+    """k3s starts containerd with the config.toml it just wrote; None once it serves."""
+    if node.info.containerd == "real":
+        return real_containerd.start(node)
+    path = node.path(SOCKET)  # the stand-in: crictl only needs the socket to be there
     path.parent.mkdir(parents=True, exist_ok=True)
     path.unlink(missing_ok=True)
     # Bind by a relative name: a pytest tmp path can exceed the 108-byte sun_path limit.
@@ -82,9 +86,12 @@ def _create_socket(node: Node) -> None:
             sock.bind(path.name)
     finally:
         os.chdir(cwd)
+    return None
 
 
-def _remove_socket(node: Node) -> None:
+def _stop_containerd(node: Node) -> None:
+    if node.info.containerd == "real":
+        real_containerd.stop(node)
     node.path(SOCKET).unlink(missing_ok=True)
 
 
@@ -114,7 +121,8 @@ def _write_containerd_config(node: Node, registry: Registry) -> None:
         host_dir = certs_d / host
         host_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         write_private(host_dir / "hosts.toml", render_hosts_toml(config))
-    config_text = render_config_toml(registry)
+    real = node.info.containerd == "real"
+    config_text = render_config_toml(registry, node.info.address if real else "127.0.0.1")
     write_private(node.path(CONTAINERD_CONFIG), config_text)
     # containerd reads config.toml once, at its start: keep what it read (credentials
     # included, so 0600) for crictl; later edits of config.toml do not count, as on a node.
@@ -156,10 +164,11 @@ def k3s_start(node: Node) -> str | None:
             _write_containerd_config(node, loaded)
             if info.role == "server":
                 _write_kubeconfig(node)
-            _create_socket(node)
-            node.k3s_log("info", "containerd is now running")
-            node.k3s_log("info", f"{kind} is up and running")
-            return None
+            message = _start_containerd(node)
+            if message is None:
+                node.k3s_log("info", "containerd is now running")
+                node.k3s_log("info", f"{kind} is up and running")
+                return None
     node.k3s_log("fatal", message)
     return message
 
@@ -172,12 +181,12 @@ def _fake_pid() -> int:
 
 
 def begin_stop(node: Node, state: dict[str, Any]) -> None:
-    _remove_socket(node)
+    _stop_containerd(node)
     state.update(active="deactivating", sub="stop", since=time.time())
 
 
 def stopped(node: Node, state: dict[str, Any]) -> None:
-    _remove_socket(node)
+    _stop_containerd(node)
     state.update(active="inactive", sub="dead", main_pid=None, next_attempt=None, since=time.time())
 
 
@@ -192,7 +201,7 @@ def finish_start(node: Node, state: dict[str, Any], error: str | None) -> None:
             active="active", sub="running", result="success", since=now, next_attempt=None, error=None
         )
         return
-    _remove_socket(node)
+    _stop_containerd(node)
     if node.info.crash_loop:
         state.update(
             active="activating",
@@ -242,7 +251,7 @@ def boot(node: Node) -> dict[str, Any]:
     """The machine boots: systemd starts the enabled unit once (no hang or drop faults)."""
     with node.locked():
         state = {**_initial_state()}
-        _remove_socket(node)
+        _stop_containerd(node)
         begin_start(state)
         finish_start(node, state, k3s_start(node))
         save_state(node, state)
