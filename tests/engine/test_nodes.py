@@ -13,6 +13,7 @@ from providers.k3s_node import model
 from tests.engine.harness import state_at_rest
 from tests.engine.lab_stack import lab_stack, running_homelab
 from tests.homelab.lab import NODE_NAMES, Homelab
+from tests.homelab.nodes import HomelabNode
 
 pytestmark = pytest.mark.engine
 
@@ -53,6 +54,10 @@ def render(lab: Homelab, target: str) -> str:
         "shim-puller",
         lab.secrets()["pullPassword"],
     )
+
+
+def lab_node(lab: Homelab, name: str) -> HomelabNode:
+    return next(n for n in lab.nodes() if n.name == name)
 
 
 def files(lab: Homelab) -> dict[str, str]:
@@ -190,20 +195,46 @@ def test_mirror_unreachable_from_the_node_fails_preflight_and_touches_nothing(la
     hardening.passed("faults", "node: mirror unreachable", "refused in pre-flight, nothing touched")
 
 
-def test_pull_served_only_by_fallback_is_a_failed_verification(lab, cutover, hardening):
-    hardening.tried("faults", "node: pull only via fallback")
+# What the group stops serving, and what the failed verification then says. containerd
+# falls back to the upstream registry either way: for the canary, which only Nexus has, the
+# pull fails; for the verify image the pull "works", served by the upstream.
+FALLBACKS = {
+    "canary": (
+        r"^/v2/nexus-cutover/canary/manifests/.*",
+        404,
+        r"exists only in Nexus, yet the node could not pull it",
+    ),
+    "verify image": (
+        r"^/v2/library/busybox/manifests/.*",
+        500,
+        r"the mirror does not serve docker.io/library/busybox",
+    ),
+}
+
+
+# pve-worker0 pulls with the containerd stand-in, pve1 with the real containerd.
+@pytest.mark.parametrize("node", ["pve-worker0", "pve1"])
+@pytest.mark.parametrize("what", list(FALLBACKS))
+def test_pull_served_only_by_fallback_is_a_failed_verification(lab, cutover, hardening, node, what):
+    kind = f"node: {what} only via fallback ({node})"
+    hardening.tried("faults", kind)
+    path, status, message = FALLBACKS[what]
     nexus = lab.nexus()
-    before = files(lab)
-    # The group stops serving the canary: containerd falls back to the upstream, which has none.
-    nexus.add_fault(r"^/v2/nexus-cutover/canary/manifests/.*", "status", status=404, port=8083)
-    set_targets(cutover, lab, {"pve-worker0": "nexus"})
+    before, pulls_before = files(lab), len(lab_node(lab, node).pull_log())
+    nexus.add_fault(path, "status", status=status, port=8083)
+    set_targets(cutover, lab, {node: "nexus"})
     try:
-        with pytest.raises(auto.CommandError, match=r"exists only in Nexus, yet the node could not pull it"):
+        with pytest.raises(auto.CommandError, match=rf"node {node}: verify: .*{message}"):
             cutover.up()
     finally:
         nexus.clear_faults()
     assert files(lab) == before
-    hardening.passed("faults", "node: pull only via fallback", "verification failed, node restored")
+    if what == "verify image":  # the pull itself "worked": the upstream served it
+        pulls = lab_node(lab, node).pull_log()[pulls_before:]
+        assert any(e["ok"] and e["via"] == "default-endpoint" and "busybox" in e["image"] for e in pulls), (
+            pulls
+        )
+    hardening.passed("faults", kind, "verification failed, node restored")
 
 
 def test_changed_host_key_is_refused_and_nothing_is_written(lab, cutover, hardening):
