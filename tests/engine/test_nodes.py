@@ -35,6 +35,7 @@ def cutover(lab, tmp_path) -> Iterator[auto.Stack]:
         yield st
         for node in lab.nodes():
             node.clear_faults()
+            node.wait_for_jobs()  # a restart left hanging ends here, not in the next test
         st.destroy()
 
 

@@ -678,6 +678,30 @@ class HomelabNode(StartStop):
         if name == "mirror-unreachable" and (self.is_running() or self._address_in_use()):
             self._apply_network_faults()
 
+    def running_jobs(self) -> list[int]:
+        """Pids of this node's `systemctl` still at work. A restart that hangs goes on after
+        the SSH session that ran it is gone, as a systemd job does, and ends later."""
+        marker = f"{ROOT_ENV}={self.root}".encode()
+        pids = []
+        for proc in Path("/proc").iterdir():
+            if not proc.name.isdigit():
+                continue
+            with contextlib.suppress(OSError):
+                command = (proc / "cmdline").read_bytes()
+                if b"node_tools.systemctl" in command and marker in (proc / "environ").read_bytes().split(
+                    b"\0"
+                ):
+                    pids.append(int(proc.name))
+        return pids
+
+    def wait_for_jobs(self, timeout: float = 60.0) -> None:
+        """Wait until no `systemctl` job of this node runs (a hung restart has ended)."""
+        deadline = time.monotonic() + timeout
+        while jobs := self.running_jobs():
+            if time.monotonic() > deadline:
+                raise NodeError(f"{self.name}: systemctl jobs {jobs} still run after {timeout:.0f}s")
+            time.sleep(0.1)
+
     def clear_faults(self) -> None:
         for name in FAULT_NAMES:
             self.clear_fault(name)

@@ -728,3 +728,16 @@ def test_the_real_containerd_runs_exactly_while_k3s_runs(start_node: StartNode):
     assert started is not None
     node.stop()
     assert not pid_alive(started)
+
+
+def test_a_hung_restart_goes_on_after_its_ssh_session_and_can_be_waited_for(start_node: StartNode):
+    node = start_node(83, 0)
+    node.set_fault("restart-hangs", 2.0)
+    with pytest.raises(TimeoutError):
+        run(node, "systemctl restart k3s-agent", timeout=0.5)  # the caller gives up, as pulumi does
+
+    assert node.running_jobs() != []
+    started = time.monotonic()
+    node.wait_for_jobs(timeout=10)
+    assert node.running_jobs() == [] and time.monotonic() - started > 0.5
+    assert node.unit_state() == "active"
