@@ -110,10 +110,19 @@ def table(rows: list[list[str]]) -> str:
 
 
 def report(demo: Demo, outputs: dict[str, Any]) -> None:
-    rows = [["node", "target", "verified mirror", "digest", "verified at"]]
+    rows = [["node", "containerd", "target", "verified mirror", "digest", "verified at"]]
+    containerds = {node.name: node.containerd for node in demo.lab.nodes()}  # the homelab's, not the stack's
     for name, node in outputs["nodes"].items():
         mirror = node["servedBy"].split(" serves ")[0]
-        rows.append([name, node["target"], mirror, node["verifiedDigest"][:19], node["verifiedAt"]])
+        row = [
+            name,
+            containerds[name],
+            node["target"],
+            mirror,
+            node["verifiedDigest"][:19],
+            node["verifiedAt"],
+        ]
+        rows.append(row)
     print("\nNodes:")
     print(table(rows))
     print("\nDecommission checklist (this program does not destroy CT113):")
