@@ -108,6 +108,20 @@ class NodeInfo:
         )
 
 
+@contextlib.contextmanager
+def socket_dir(node: Node) -> Iterator[str]:
+    """In the containerd socket's folder, the socket's short name: a node root under pytest's
+    tmp path can exceed the 108 bytes of a unix socket path."""
+    path = node.path(SOCKET)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    cwd = os.getcwd()
+    os.chdir(path.parent)
+    try:
+        yield path.name
+    finally:
+        os.chdir(cwd)
+
+
 def now_iso(at: float | None = None) -> str:
     stamp = datetime.fromtimestamp(time.time() if at is None else at, tz=UTC)
     return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")

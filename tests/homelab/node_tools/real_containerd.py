@@ -42,6 +42,7 @@ from tests.homelab.node_tools.common import (
     SOCKET_ABSOLUTE,
     STATE_DIR,
     Node,
+    socket_dir,
 )
 from tests.homelab.node_tools.k3sconfig import default_host
 
@@ -97,15 +98,11 @@ def _pid(node: Node) -> int | None:
 
 
 def _accepts(node: Node) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        cwd = os.getcwd()
+    with socket_dir(node) as name, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
         try:
-            os.chdir(node.path(SOCKET).parent)  # sun_path is 108 bytes: bind by a short name
-            sock.connect(node.path(SOCKET).name)
+            sock.connect(name)
         except OSError:
             return False
-        finally:
-            os.chdir(cwd)
     return True
 
 

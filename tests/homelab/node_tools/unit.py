@@ -11,7 +11,6 @@ the attempts that fell due since are carried out first.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import time
 import tomllib
@@ -29,6 +28,7 @@ from tests.homelab.node_tools.common import (
     SOCKET,
     UNIT_STATE,
     Node,
+    socket_dir,
     write_private,
 )
 from tests.homelab.node_tools.k3sconfig import (
@@ -75,17 +75,9 @@ def _start_containerd(node: Node) -> str | None:
     """k3s starts containerd with the config.toml it just wrote; None once it serves."""
     if node.info.containerd == "real":
         return real_containerd.start(node)
-    path = node.path(SOCKET)  # the stand-in: crictl only needs the socket to be there
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)
-    # Bind by a relative name: a pytest tmp path can exceed the 108-byte sun_path limit.
-    cwd = os.getcwd()
-    try:
-        os.chdir(path.parent)
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.bind(path.name)
-    finally:
-        os.chdir(cwd)
+    node.path(SOCKET).unlink(missing_ok=True)  # the stand-in: crictl needs the socket to be there
+    with socket_dir(node) as name, socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+        sock.bind(name)
     return None
 
 
