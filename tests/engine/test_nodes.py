@@ -91,7 +91,7 @@ def test_canary_then_one_node_per_up_rollback_and_destroy(lab, tmp_path):
             up = st.up()
             per_node[name] = time.monotonic() - started
             assert up.summary.result == "succeeded"
-            node = next(n for n in lab.nodes() if n.name == name)
+            node = lab_node(lab, name)
             assert node.registries_yaml.read_text() == render(lab, "nexus")
             summary = up.outputs["nodes"].value[name]
             assert summary["target"] == "nexus" and "canaries pulled: 2" in summary["servedBy"]
@@ -111,7 +111,7 @@ def test_canary_then_one_node_per_up_rollback_and_destroy(lab, tmp_path):
         # Roll one node back by config: the legacy file byte for byte, pulls via CT113.
         set_targets(st, lab, {**targets, "pve2": "legacy"})
         assert st.up().summary.result == "succeeded"
-        pve2 = next(n for n in lab.nodes() if n.name == "pve2")
+        pve2 = lab_node(lab, "pve2")
         assert pve2.registries_yaml.read_text() == render(lab, "legacy")
         last = pve2.pull_log()[-1]
         assert last["via"] == "mirror" and last["served_by"].startswith(lab.addresses.legacy_cache)
@@ -119,7 +119,7 @@ def test_canary_then_one_node_per_up_rollback_and_destroy(lab, tmp_path):
         assert st.up().summary.result == "succeeded"
 
         # A hand edit shows as drift after refresh, and the next up puts the file back.
-        worker = next(n for n in lab.nodes() if n.name == "pve-worker3")
+        worker = lab_node(lab, "pve-worker3")
         worker.write_text(
             "/etc/rancher/k3s/registries.yaml", render(lab, "nexus") + "# edited by hand\n", 0o600
         )
@@ -153,7 +153,7 @@ def test_fault_after_the_write_restores_the_node_and_stops_the_chain(
 ):
     hardening.tried("faults", f"node: {fault}")
     before, k3s_before = files(lab), restarts(lab)
-    canary = next(n for n in lab.nodes() if n.name == "pve-worker0")
+    canary = lab_node(lab, "pve-worker0")
     canary.set_fault(fault, value)
     set_targets(
         cutover,
@@ -184,7 +184,7 @@ def test_fault_after_the_write_restores_the_node_and_stops_the_chain(
 def test_mirror_unreachable_from_the_node_fails_preflight_and_touches_nothing(lab, cutover, hardening):
     hardening.tried("faults", "node: mirror unreachable")
     before, k3s_before = files(lab), restarts(lab)
-    canary = next(n for n in lab.nodes() if n.name == "pve-worker0")
+    canary = lab_node(lab, "pve-worker0")
     canary.set_fault("mirror-unreachable", [f"{lab.addresses.node_port}:30083"])
     set_targets(cutover, lab, {"pve-worker0": "nexus"})
     with pytest.raises(
@@ -241,7 +241,7 @@ def test_pull_served_only_by_fallback_is_a_failed_verification(lab, cutover, har
 def test_changed_host_key_is_refused_and_nothing_is_written(lab, cutover, hardening):
     hardening.tried("faults", "node: host key changed")
     before = files(lab)
-    other_key = next(n for n in lab.nodes() if n.name == "pve1").host_key_line
+    other_key = lab_node(lab, "pve1").host_key_line
     set_targets(cutover, lab, {"pve-worker0": "nexus"}, **{"pve-worker0": {"hostKey": other_key}})
     with pytest.raises(auto.CommandError, match=r"node pve-worker0: connect: .* different host key"):
         cutover.up()

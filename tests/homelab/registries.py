@@ -155,6 +155,14 @@ class RegistryServer(StartStop):
         return self._daemon.pid
 
     def config(self) -> dict[str, object]:
+        http: dict[str, object] = {
+            "addr": self.address,
+            # Set explicitly to silence the "no HTTP secret provided" warning.
+            "secret": self._http_secret,
+            "headers": {"X-Content-Type-Options": ["nosniff"]},
+        }
+        if self.tls is not None:
+            http["tls"] = {"certificate": str(self.tls[1]), "key": str(self.tls[2])}
         config: dict[str, object] = {
             "version": 0.1,
             "log": {
@@ -168,15 +176,8 @@ class RegistryServer(StartStop):
                 # Blob descriptors from memory: fewer stat calls, nothing persistent.
                 "cache": {"blobdescriptor": "inmemory"},
             },
-            "http": {
-                "addr": self.address,
-                # Set explicitly to silence the "no HTTP secret provided" warning.
-                "secret": self._http_secret,
-                "headers": {"X-Content-Type-Options": ["nosniff"]},
-            },
+            "http": http,
         }
-        if self.tls is not None:
-            config["http"]["tls"] = {"certificate": str(self.tls[1]), "key": str(self.tls[2])}  # type: ignore[index]
         if self.proxy_remote_url is not None:
             proxy: dict[str, str] = {"remoteurl": self.proxy_remote_url}
             if self.proxy_username is not None and self.proxy_password is not None:
