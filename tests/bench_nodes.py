@@ -16,7 +16,6 @@ and each remote command's span as the node saw it.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import selectors
 import socket
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.homelab.node_tools import real_containerd
-from tests.homelab.node_tools.common import K3S_LOG, PULL_LOG, Node
+from tests.homelab.node_tools.common import K3S_LOG, Node
 from tests.homelab.node_tools.unit import START_SECONDS
 
 SSHD_LOG = "var/log/sshd.log"
@@ -153,19 +152,7 @@ def k3s_lines(root: Path) -> list[tuple[float, str, str]]:
 
 def pull_records(root: Path) -> list[dict[str, Any]]:
     """The node's pulls that ended, each with its end stamp ("end") and duration ("seconds")."""
-    node = Node(root)
-    if node.info.containerd == "real":
-        try:
-            text = node.path(real_containerd.LOG).read_text()
-        except FileNotFoundError:
-            return []
-        records = [r for r in real_containerd.pull_records(text, node.info.upstreams) if "time" in r]
-    else:
-        try:
-            lines = node.path(PULL_LOG).read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        records = [json.loads(line) for line in lines if line.strip()]
+    records = [r for r in real_containerd.pull_log(Node(root)) if "time" in r]  # ended pulls
     for record in records:
         record["end"] = parse_stamp(record["time"])
     return records

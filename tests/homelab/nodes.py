@@ -103,7 +103,6 @@ from tests.homelab.node_tools.common import (
     K3S_RUN,
     LOCAL_BIN,
     NODE_JSON,
-    PULL_LOG,
     RANCHER_ETC,
     RANCHER_LIB,
     REGISTRIES_YAML,
@@ -748,19 +747,8 @@ class HomelabNode(StartStop):
         return str(unit.current(self.tools)["active"])
 
     def pull_log(self) -> list[dict[str, Any]]:
-        """One record per pull: image, ok, via ("mirror" | "default-endpoint"), served_by.
-        The stand-in logs them itself; a real containerd's debug log says the same."""
-        if self.containerd == "real":
-            try:
-                text = self.path(real_containerd.LOG).read_text()
-            except FileNotFoundError:
-                return []
-            return real_containerd.pull_records(text, self.upstreams)
-        try:
-            lines = self.path(PULL_LOG).read_text().splitlines()
-        except FileNotFoundError:
-            return []
-        return [json.loads(line) for line in lines if line.strip()]
+        """One record per pull: image, ok, via ("mirror" | "default-endpoint"), served_by."""
+        return real_containerd.pull_log(self.tools)
 
     def k3s_log(self) -> str:
         try:

@@ -21,6 +21,7 @@ which host containerd resolved the image on, from containerd's own lines.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -37,6 +38,7 @@ from tests.homelab.node_tools.common import (
     CONTAINERD_ETC,
     CONTAINERD_ROOT,
     K3S_RUN,
+    PULL_LOG,
     RANCHER_LIB,
     SOCKET,
     SOCKET_ABSOLUTE,
@@ -214,6 +216,21 @@ def pull_records(log_text: str, upstreams: dict[str, str]) -> list[dict[str, Any
             if not records[-1]["ok"]:
                 records[-1]["error"] = fields.get("error", "")
     return records
+
+
+def pull_log(node: Node) -> list[dict[str, Any]]:
+    """The node's pull records, whichever containerd pulled: the stand-in logs them itself
+    (PULL_LOG, JSON lines); the real one's are read from its debug log."""
+    if node.info.containerd == "real":
+        try:
+            return pull_records(node.path(LOG).read_text(), node.info.upstreams)
+        except FileNotFoundError:
+            return []
+    try:
+        lines = node.path(PULL_LOG).read_text().splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
 
 
 def _stamp(fields: dict[str, str]) -> float:
